@@ -1,0 +1,52 @@
+# minicoder: every target creates .venv and installs what it needs (idempotent, quick when done).
+#   make test          run the test suite (what CI runs)
+#   make train-tiny    train the tiny preset on this machine's Python standard library
+#   make student ASSIGNMENT=tokenizer OUT=/tmp/student   make a stubbed student copy
+#   make grade ASSIGNMENT=tokenizer STUDENT=/tmp/student grade a student copy with the same tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch; on a GPU machine install the CUDA build into .venv first (see README).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup test test-fast lint train-tiny student grade bench-tokenizer bench-train bench-data clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check minicoder tests benchmarks
+
+train-tiny: setup
+	$(VENV)/bin/minicoder train-tiny
+
+student: setup
+	$(VENV)/bin/minicoder assignment make $(ASSIGNMENT) --out $(OUT)
+
+grade: setup
+	$(VENV)/bin/minicoder assignment grade $(ASSIGNMENT) --student $(STUDENT)
+
+bench-tokenizer: setup
+	$(PY) benchmarks/tokenizer.py
+
+bench-train: setup
+	$(PY) benchmarks/train.py
+
+bench-data: setup
+	$(PY) benchmarks/data.py
+
+clean:
+	rm -rf $(VENV) .cache runs
