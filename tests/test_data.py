@@ -1,0 +1,195 @@
+"""Tests for minicoder/data.py: corpus listing, split by file, cached token files, batches, bits per byte.
+
+Run: .venv/bin/pytest tests/test_data.py -q
+
+Most tests use a byte-level stand-in tokenizer (token = byte, EOS = 256), so every token count
+can be worked out by hand; one test runs the real minicoder Tokenizer.
+"""
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from minicoder.data import (
+    STDLIB_EXCLUDE,
+    TokenData,
+    TokenFile,
+    bits_per_byte,
+    default_corpus_dir,
+    get_batch,
+    list_source_files,
+    package_of,
+    prepare_tokens,
+    split_files,
+)
+
+
+class ByteTokenizer:
+    """Token i = byte i, EOS = 256. `tag` changes the saved file, i.e. makes a 'different' tokenizer."""
+
+    eos_id = 256
+    vocab_size = 257
+
+    def __init__(self, tag: str = "a"):
+        self.tag = tag
+        self.calls = 0
+
+    def encode(self, text: str) -> list[int]:
+        self.calls += 1
+        return list(text.encode("utf-8"))
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps({"bytes": True, "tag": self.tag}))
+
+
+def make_corpus(root: Path) -> dict[str, bytes]:
+    files = {
+        "a.py": b"def a():\n    return 1\n",
+        "b.py": b"x = 'caf\xc3\xa9'\n",  # UTF-8, 2 bytes for the e-acute
+        "pkg/__init__.py": b"",
+        "pkg/c.py": b"import os\n" * 5,
+        "pkg/d.py": b"print('d')\n",
+        "pkg/sub/e.py": b"class E:\n    pass\n",
+        "notes.txt": b"not python\n",
+        "__pycache__/a.cpython-311.py": b"junk\n",
+        ".hidden/f.py": b"hidden\n",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def test_list_source_files_filters_and_sorts(tmp_path):
+    make_corpus(tmp_path)
+    assert list_source_files(tmp_path) == ["a.py", "b.py", "pkg/__init__.py", "pkg/c.py", "pkg/d.py", "pkg/sub/e.py"]
+    assert list_source_files(tmp_path, ext=".txt") == ["notes.txt"]
+    assert package_of("email/mime/text.py") == "email" and package_of("os.py") == "os"
+
+
+def test_stdlib_listing_skips_tests_and_site_packages():
+    rels = list_source_files(default_corpus_dir(), ".py", STDLIB_EXCLUDE)
+    assert len(rels) > 200
+    parts = {p for r in rels for p in r.split("/")[:-1]}
+    assert not parts & {"site-packages", "test", "tests", "idlelib", "pydoc_data", "encodings", "__pycache__"}
+    assert "os.py" in rels and "json/decoder.py" in rels
+
+
+def test_split_by_file_is_deterministic_and_disjoint():
+    rels = list_source_files(default_corpus_dir(), ".py", STDLIB_EXCLUDE)
+    split = split_files(rels, 0.03)
+    shuffled = rels[:]
+    random.Random(0).shuffle(shuffled)
+    again = split_files(shuffled, 0.03)
+    assert sorted(again["train"]) == split["train"] and sorted(again["val"]) == split["val"]
+    assert not set(split["train"]) & set(split["val"])
+    assert sorted(split["train"] + split["val"]) == rels
+    assert 0.01 < len(split["val"]) / len(rels) < 0.06
+    # a file's side depends on its own path only: dropping other files does not move it
+    sub = split_files(rels[::2], 0.03)
+    assert set(sub["val"]) == set(split["val"]) & set(rels[::2])
+
+
+def test_split_small_corpus_gets_one_val_file_and_rejects_bad_fraction():
+    split = split_files(["a.py", "b.py", "c.py"], 0.001)
+    assert len(split["val"]) == 1 and len(split["train"]) == 2
+    with pytest.raises(ValueError, match="val_fraction must be in"):
+        split_files(["a.py", "b.py"], 1.5)
+    with pytest.raises(ValueError, match="at least 2 source files"):
+        split_files(["a.py"], 0.5)
+
+
+def test_prepare_writes_eos_separated_tokens_and_counts(tmp_path):
+    files = make_corpus(tmp_path / "corpus")
+    data = prepare_tokens(ByteTokenizer(), tmp_path / "corpus", cache_dir=tmp_path / "cache", progress=False)
+    meta = data.meta
+    for name in ("train", "val"):
+        paths = meta["splits"][name]["paths"]
+        expected = [t for rel in paths for t in list(files[rel]) + [256]]
+        assert np.array_equal(np.fromfile(data.path / f"{name}.bin", dtype=np.uint16), expected)
+        assert len(data.splits[name]) == meta["splits"][name]["tokens"] == len(expected)
+        assert data.splits[name].n_bytes == sum(len(files[r]) for r in paths)
+    assert meta["splits"]["train"]["files"] + meta["splits"]["val"]["files"] == 6
+    assert meta["dtype"] == "uint16" and meta["eos_id"] == 256 and meta["skipped_non_utf8"] == []
+    assert meta["packages"]["pkg"] == {"files": 4, "bytes": 50 + 11 + 18}
+
+
+def test_cache_is_reused_and_invalidated(tmp_path):
+    make_corpus(tmp_path / "corpus")
+    kw = {"cache_dir": tmp_path / "cache", "progress": False}
+    tok = ByteTokenizer()
+    first = prepare_tokens(tok, tmp_path / "corpus", **kw)
+    calls, mtime = tok.calls, (first.path / "train.bin").stat().st_mtime_ns
+    again = prepare_tokens(tok, tmp_path / "corpus", **kw)
+    assert again.path == first.path and tok.calls == calls  # nothing re-encoded
+    assert (first.path / "train.bin").stat().st_mtime_ns == mtime
+    other_tok = prepare_tokens(ByteTokenizer("b"), tmp_path / "corpus", **kw)
+    assert other_tok.path != first.path
+    (tmp_path / "corpus" / "a.py").write_bytes(b"def a():\n    return 2\n")  # same size, new content
+    edited = prepare_tokens(tok, tmp_path / "corpus", **kw)
+    assert edited.path not in (first.path, other_tok.path)
+    assert not list((tmp_path / "cache" / "tokens").glob("*.tmp-*"))
+
+
+def test_non_utf8_files_are_skipped_and_counted(tmp_path):
+    make_corpus(tmp_path / "corpus")
+    (tmp_path / "corpus" / "latin1.py").write_bytes(b"s = 'caf\xe9'\n")
+    data = prepare_tokens(ByteTokenizer(), tmp_path / "corpus", cache_dir=tmp_path / "cache", progress=False)
+    assert data.meta["skipped_non_utf8"] == ["latin1.py"]
+    assert all("latin1.py" not in s["paths"] for s in data.meta["splits"].values())
+
+
+def test_bits_per_byte_by_hand(tmp_path):
+    # 4 tokens over 8 bytes at 1 bit (ln 2 nats) per token: 4 bits / 8 bytes.
+    assert bits_per_byte(math.log(2), 4, 8) == pytest.approx(0.5, abs=1e-15)
+    # byte tokenizer + a model uniform over 256 symbols: 8 bits per token; every file adds one EOS token,
+    # so a split of 3 files and 30 bytes holds 33 tokens -> 8 * 33 / 30 = 8.8 bits per byte.
+    assert bits_per_byte(math.log(256), 33, 30) == pytest.approx(8.8, abs=1e-12)
+    files = make_corpus(tmp_path / "corpus")
+    data = prepare_tokens(ByteTokenizer(), tmp_path / "corpus", cache_dir=tmp_path / "cache", progress=False)
+    paths = data.meta["splits"]["train"]["paths"]
+    n_bytes = sum(len(files[r]) for r in paths)
+    assert data.bits_per_byte("train", math.log(256)) == pytest.approx(8 * (n_bytes + len(paths)) / n_bytes, abs=1e-12)
+
+
+def test_get_batch_is_seeded_and_shifted(tmp_path):
+    make_corpus(tmp_path / "corpus")
+    data = prepare_tokens(ByteTokenizer(), tmp_path / "corpus", cache_dir=tmp_path / "cache", progress=False)
+    stream = np.fromfile(data.path / "train.bin", dtype=np.uint16).astype(np.int64)
+    x1, y1 = data.get_batch("train", 4, 8, torch.Generator().manual_seed(7))
+    x2, y2 = data.get_batch("train", 4, 8, torch.Generator().manual_seed(7))
+    assert x1.shape == y1.shape == (4, 8) and x1.dtype == torch.int64
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert torch.equal(x1[:, 1:], y1[:, :-1])
+    for row_x, row_y in zip(x1.numpy(), y1.numpy()):  # every row is a window of the stream
+        starts = [s for s in range(len(stream) - 8) if np.array_equal(stream[s:s + 8], row_x)]
+        assert any(np.array_equal(stream[s + 1:s + 9], row_y) for s in starts)
+    with pytest.raises(ValueError, match="lower --seq-len"):
+        data.get_batch("val", 1, 10_000, torch.Generator().manual_seed(0))
+
+
+def test_token_file_reads_windows_across_shards(tmp_path):
+    a, b, c = np.arange(0, 5), np.arange(5, 7), np.arange(7, 20)
+    for name, arr in zip("abc", (a, b, c)):
+        arr.astype(np.uint16).tofile(tmp_path / f"{name}.bin")
+    tf = TokenFile([tmp_path / f"{n}.bin" for n in "abc"], np.dtype(np.uint16), n_bytes=20)
+    assert len(tf) == 20
+    for start, length in [(0, 20), (3, 5), (5, 2), (4, 9), (19, 1)]:
+        assert np.array_equal(tf.window(start, length), np.arange(start, start + length))
+    x, y = get_batch(tf, 3, 6, torch.Generator().manual_seed(1))
+    assert torch.equal(y, x + 1)  # the stream counts up, so every target is its input + 1
+
+
+def test_errors_are_one_line(tmp_path):
+    with pytest.raises(NotADirectoryError, match="pass --corpus DIR"):
+        prepare_tokens(ByteTokenizer(), tmp_path / "missing", cache_dir=tmp_path, progress=False)
+    make_corpus(tmp_path / "corpus")
+    with pytest.raises(ValueError, match="pass --ext"):
+        prepare_tokens(ByteTokenizer(), tmp_path / "corpus", ext=".rs", cache_dir=tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError, match="prepare the tokens first"):
+        TokenData.load(tmp_path / "nothing")
