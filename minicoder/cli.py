@@ -14,6 +14,8 @@ import sys
 CLI_MODULES = [
     "minicoder.tokenizer",
     "minicoder.assignments",
+    "minicoder.dedup",
+    "minicoder.decontam",
 ]
 
 

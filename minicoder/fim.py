@@ -1,0 +1,157 @@
+"""Fill-in-the-middle (FIM): document-level FIM for training and the prompt for inference.
+
+DeepSeek-Coder (2024), section 3, "Fill-in-the-Middle", following Bavarian et al. (2022, "Efficient
+Training of Language Models to Fill in the Middle"): with probability `rate` (DeepSeek-Coder: 0.5) a
+training document is cut at two character positions drawn uniformly and sorted, into prefix, middle
+and suffix, and rearranged so that the model learns to write the middle after seeing both sides:
+
+    PSM (what DeepSeek-Coder trains on):
+        <｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>middle
+    SPM (Bavarian et al.'s "variant 2", appendix D, as in BigCode's Megatron-LM):
+        <｜fim▁begin｜><｜fim▁hole｜>suffix<｜fim▁end｜>prefix middle
+
+(The three DeepSeek tokens play Bavarian's <PRE>, <SUF> and <MID>.) In SPM the prefix and the middle
+are contiguous, which lets a serving cache reuse the prefix's keys and values as the user types.
+Either way the document follows as `<｜end▁of▁sentence｜>`: `apply_fim` returns the text *without* it,
+and the tokenizing step appends `tok.eos_id` (to every document, transformed or not). Cutting at
+characters, not bytes or tokens, keeps multi-byte characters whole.
+
+Special-token strings inside documents: `apply_fim` leaves a document that already contains one of the
+three FIM strings untransformed, so the pipeline can encode a sample with FIM specials allowed exactly
+when `apply_fim` changed it, and a file that merely *mentions* `<｜fim▁hole｜>` (this one, say) is never
+turned into control tokens. `encode_fim` does that bookkeeping for you, building the ids piece by piece.
+
+At inference, `fim_prompt(prefix, suffix)` gives `<｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>` and
+the model generates the middle (encode it with `bos=True`, as DeepSeek's tokenizer adds BOS).
+
+Left out: token-level and context-level FIM (cutting a packed training window instead of a document),
+mixing PSM and SPM in one run (`spm_rate`), and truncating or padding samples to a fixed length.
+"""
+
+import random
+
+import numpy as np
+
+from minicoder.tokenizer import FIM_BEGIN, FIM_END, FIM_HOLE
+
+MODES = ("psm", "spm")
+FIM_TOKENS = (FIM_BEGIN, FIM_HOLE, FIM_END)
+
+
+def _check_rng(rng) -> None:
+    if not isinstance(rng, (random.Random, np.random.Generator)):
+        raise TypeError(
+            f"rng must be a random.Random or a numpy Generator, got {type(rng).__name__}; "
+            "pass random.Random(seed) or np.random.default_rng(seed)"
+        )
+
+
+def _check_rate_mode(rate: float, mode: str) -> None:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise ValueError(f"FIM rate must be a number in [0, 1], got {rate!r}; DeepSeek-Coder uses 0.5")
+    if mode not in MODES:
+        raise ValueError(f"unknown FIM mode {mode!r}; choose one of: {', '.join(MODES)}")
+
+
+def _uniform(rng) -> float:
+    return rng.random()  # both random.Random and np.random.Generator: a float in [0, 1)
+
+
+def _randint(rng, high: int) -> int:
+    """An integer in [0, high], inclusive."""
+    return rng.randint(0, high) if isinstance(rng, random.Random) else int(rng.integers(0, high + 1))
+
+
+def split_fim(text: str, rng, rate: float = 0.5) -> tuple[str, str, str] | None:
+    """Draw whether to transform `text` and where to cut it: (prefix, middle, suffix), or None.
+
+    Draws, in this order: one float u (transform when u < rate), then, only when transforming, two cut
+    points in [0, len(text)] (characters), sorted. Any of the three parts may be empty. A text that
+    contains a FIM token string is never transformed (None), but u is drawn all the same.
+    """
+    _check_rng(rng)
+    _check_rate_mode(rate, "psm")
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not _uniform(rng) < rate or any(t in text for t in FIM_TOKENS):
+        return None
+    lo, hi = sorted((_randint(rng, len(text)), _randint(rng, len(text))))
+    return text[:lo], text[lo:hi], text[hi:]
+
+
+def format_fim(prefix: str, middle: str, suffix: str, mode: str = "psm") -> str:
+    """Lay out one FIM training sample in DeepSeek-Coder's format (no EOS; see the module docstring).
+
+    format_fim("a", "b", "c") -> "<｜fim▁begin｜>a<｜fim▁hole｜>c<｜fim▁end｜>b"
+    format_fim("a", "b", "c", "spm") -> "<｜fim▁begin｜><｜fim▁hole｜>c<｜fim▁end｜>ab"
+    """
+    _check_rate_mode(0.5, mode)
+    if mode == "psm":
+        return f"{FIM_BEGIN}{prefix}{FIM_HOLE}{suffix}{FIM_END}{middle}"
+    return f"{FIM_BEGIN}{FIM_HOLE}{suffix}{FIM_END}{prefix}{middle}"
+
+
+def apply_fim(text: str, rng, rate: float = 0.5, mode: str = "psm") -> str:
+    """With probability `rate`, turn a document into a FIM sample; otherwise return it unchanged.
+
+    Args:
+        text: one document.
+        rng: a `random.Random` or a `numpy.random.Generator`; the draws are described in `split_fim`,
+            so a seeded rng gives the same samples every run.
+        rate: probability of transforming, in [0, 1]. DeepSeek-Coder uses 0.5.
+        mode: "psm" (DeepSeek-Coder) or "spm" (see the module docstring for both layouts).
+
+    Returns the sample without EOS. The result differs from `text` exactly when it was transformed;
+    encode it with allowed_special=set(FIM_TOKENS) then, and with no specials otherwise.
+    """
+    _check_rate_mode(rate, mode)
+    parts = split_fim(text, rng, rate)
+    return text if parts is None else format_fim(*parts, mode=mode)
+
+
+def restore_fim(sample: str) -> str:
+    """Undo `apply_fim`: the original document prefix + middle + suffix, in either mode.
+
+    A sample that does not start with <｜fim▁begin｜> is an untransformed document and comes back as is.
+    Both layouts read as FIM_BEGIN x FIM_HOLE suffix FIM_END y with document = x + y + suffix
+    (PSM: x = prefix, y = middle; SPM: x = "", y = prefix + middle).
+    """
+    if not sample.startswith(FIM_BEGIN):
+        return sample
+    head, hole, rest = sample[len(FIM_BEGIN) :].partition(FIM_HOLE)
+    suffix, end, tail = rest.partition(FIM_END)
+    if not hole or not end:
+        raise ValueError("not a FIM sample: it starts with <｜fim▁begin｜> but lacks <｜fim▁hole｜> or <｜fim▁end｜>")
+    return head + tail + suffix
+
+
+def fim_prompt(prefix: str, suffix: str) -> str:
+    """The inference prompt for infilling: <｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>.
+
+    The model's continuation is the middle. Encode with allowed_special="all" (or the FIM tokens) and
+    bos=True, as DeepSeek-Coder's tokenizer prepends BOS.
+    """
+    return f"{FIM_BEGIN}{prefix}{FIM_HOLE}{suffix}{FIM_END}"
+
+
+def encode_fim(tok, text: str, rng, rate: float = 0.5, mode: str = "psm", eos: bool = True) -> list[int]:
+    """`apply_fim` then tokenize, safely: the ids of one training sample (EOS appended by default).
+
+    The FIM ids are inserted directly and every piece of text is encoded with no specials allowed, so
+    special-token strings that occur in the document stay plain text. Each piece is encoded on its own
+    (as BigCode's Megatron-LM does); that equals encoding the joined string with the FIM tokens allowed,
+    since the tokenizer cuts at special tokens before anything else.
+    """
+    _check_rate_mode(rate, mode)
+    if None in (tok.fim_begin_id, tok.fim_hole_id, tok.fim_end_id) or (eos and tok.eos_id is None):
+        raise ValueError("the tokenizer lacks DeepSeek-Coder's FIM or EOS tokens; train it with the default special tokens")
+    parts = split_fim(text, rng, rate)
+    if parts is None:
+        ids = tok.encode(text)
+    else:
+        prefix, middle, suffix = (tok.encode(p) for p in parts)
+        if mode == "psm":
+            ids = [tok.fim_begin_id, *prefix, tok.fim_hole_id, *suffix, tok.fim_end_id, *middle]
+        else:
+            ids = [tok.fim_begin_id, tok.fim_hole_id, *suffix, tok.fim_end_id, *prefix, *middle]
+    return ids + [tok.eos_id] if eos else ids
