@@ -159,17 +159,24 @@ class Transformer(nn.Module):
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.head.weight = self.embed.weight
-        # Derived from the config, so not saved with the weights (persistent=False).
-        cos, sin = rope_cos_sin(config.head_dim, config.max_seq_len, config.rope_theta,
-                                config.rope_scaling_type, config.rope_scaling_factor)  # (max_seq_len, hd) each
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.init_rope_tables()
         self.apply(self._init_weights)
         # GPT-2: the projections that write into the residual stream are scaled down so that the
         # stream's variance does not grow with depth (2 writes per block).
         for block in self.layers:
             for w in (block.attn.wo.weight, block.ffn.w2.weight):
                 nn.init.normal_(w, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layers))
+
+    def init_rope_tables(self, device: torch.device | str | None = None):
+        """(Re)compute the RoPE cos/sin tables, e.g. after building the model on the meta device.
+
+        They derive from the config, so they are buffers that are not saved (persistent=False).
+        """
+        c = self.config
+        cos, sin = rope_cos_sin(c.head_dim, c.max_seq_len, c.rope_theta,
+                                c.rope_scaling_type, c.rope_scaling_factor)  # (max_seq_len, hd) each
+        self.register_buffer("rope_cos", cos.to(device), persistent=False)
+        self.register_buffer("rope_sin", sin.to(device), persistent=False)
 
     def _init_weights(self, module: nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
