@@ -1,0 +1,3 @@
+module github.com/example/kv
+
+go 1.22

@@ -1,0 +1,2 @@
+export { toMetres } from './length';
+export { toKelvin } from './temperature.js';

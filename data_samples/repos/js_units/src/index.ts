@@ -1,0 +1,3 @@
+// Public entry point of the units library.
+export * from './convert';
+export { Logger } from './log/logger';

@@ -1,0 +1,2 @@
+export type Level = 'debug' | 'info' | 'warn';
+export const ORDER: Level[] = ['debug', 'info', 'warn'];

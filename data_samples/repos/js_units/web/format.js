@@ -1,0 +1,5 @@
+function formatNumber(value) {
+  return value.toLocaleString('en-GB', { maximumFractionDigits: 2 });
+}
+
+module.exports = { formatNumber };

@@ -1,0 +1,4 @@
+"""Colours used by the logo script."""
+
+PRIMARY = "#1f6feb"
+ACCENT = "#f78166"

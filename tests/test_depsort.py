@@ -1,0 +1,280 @@
+"""Dependency parsing and Algorithm 1 ordering (DeepSeek-Coder section 2.2).
+
+Run: .venv/bin/pytest tests/test_depsort.py -q
+
+Oracles: hand-derived graphs and orders of the shipped repositories (data_samples/repos/EXPECTED.json);
+for real standard-library packages, imports found independently here with `ast` and
+`importlib.util.resolve_name`, and strongly connected components from Tarjan's algorithm written
+here (the library uses Kosaraju's).
+"""
+
+import ast
+import importlib.util
+import json
+import random
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from minicoder.depsort import (
+    METHODS,
+    _expand_use,
+    find_dependencies,
+    order_repository,
+    path_comment,
+    python_imports,
+    repository_samples,
+    topological_sort,
+)
+
+REPOS = Path(__file__).resolve().parents[1] / "data_samples" / "repos"
+EXPECTED = {k: v for k, v in json.loads((REPOS / "EXPECTED.json").read_text()).items() if not k.startswith("_")}
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def read_repo(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def tarjan(graph: dict[str, set[str]]) -> dict[str, int]:
+    """{node: id of its strongly connected component}, Tarjan's algorithm."""
+    index, low, on_stack, stack, comp = {}, {}, set(), [], {}
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp[w] = v
+                if w == v:
+                    break
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return comp
+
+
+def check_order(graph: dict[str, set[str]], components: list[list[str]]) -> list[tuple[str, str]]:
+    """Check `components` is a partition into weakly connected pieces; return the edges
+    (file, dependency) that no cycle connects yet whose dependency comes second."""
+    flat = [p for comp in components for p in comp]
+    assert sorted(flat) == sorted(graph), "every file emitted exactly once"
+    where = {p: (i, j) for i, comp in enumerate(components) for j, p in enumerate(comp)}
+    scc = tarjan(graph)
+    bad = []
+    for v, ds in graph.items():
+        for d in ds:
+            assert where[v][0] == where[d][0], f"{v} and its dependency {d} in different components"
+            if scc[v] != scc[d] and where[d][1] > where[v][1]:
+                bad.append((v, d))
+    # components are *weakly connected*: a component with no edge to the rest of itself would be two
+    for comp in components:
+        reach, todo = {comp[0]}, [comp[0]]
+        undirected = {p: set(graph[p]) | {q for q in comp if p in graph[q]} for p in comp}
+        while todo:
+            for w in undirected[todo.pop()] - reach:
+                reach.add(w)
+                todo.append(w)
+        assert reach == set(comp), f"component {comp} is not connected"
+    return bad
+
+
+# -- the shipped repositories --
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_repository_dependencies(name):
+    deps = find_dependencies(read_repo(REPOS / name))
+    assert {k: sorted(v) for k, v in deps.items()} == EXPECTED[name]["edges"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_repository_order(name):
+    files = read_repo(REPOS / name)
+    order = order_repository(files)
+    assert order == EXPECTED[name]["order"]
+    graph = {k: set(v) for k, v in EXPECTED[name]["edges"].items()}
+    assert check_order(graph, order) == []
+
+
+def test_shipped_repositories_cover_cycles_diamonds_and_components():
+    kinds = {"cycle": 0, "diamond": 0, "several components": 0}
+    for e in EXPECTED.values():
+        graph = {k: set(v) for k, v in e["edges"].items()}
+        scc = tarjan(graph)
+        kinds["cycle"] += len(set(scc.values())) < len(scc)
+        kinds["several components"] += len([c for c in e["order"] if len(c) > 1]) > 1
+        # a diamond: a file reaching one dependency along two different direct dependencies
+        for ds in graph.values():
+            below = [reach(graph, d) | {d} for d in ds]
+            kinds["diamond"] += any(below[i] & below[j] for i in range(len(below)) for j in range(i))
+    assert all(count >= 2 for count in kinds.values()), kinds
+
+
+def reach(graph, start):
+    seen, todo = set(), [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
+def test_paper_method_misplaces_a_file_that_cycle_aware_places():
+    """calc/evaluator.py needs calc/nodes.py (no cycle between them); nodes.py sits in a cycle with
+    parser.py. After tokens.py, five files tie at in-degree 1 and the paper's rule, ties by path,
+    emits evaluator.py first; then __init__.py (waiting on parser.py) ties again and wins."""
+    files = read_repo(REPOS / "python_calc")
+    graph = {k: set(v) for k, v in EXPECTED["python_calc"]["edges"].items()}
+    paper = order_repository(files, method="paper")
+    assert paper[0] == ["calc/tokens.py", "calc/evaluator.py", "calc/__init__.py", "calc/repl.py",
+                        "calc/nodes.py", "calc/parser.py"]
+    assert sorted(check_order(graph, paper)) == [("calc/__init__.py", "calc/parser.py"),
+                                                 ("calc/evaluator.py", "calc/nodes.py")]
+    assert check_order(graph, order_repository(files, method="cycle-aware")) == []
+
+
+# -- real standard-library packages --
+
+def stdlib_imports(files: dict[str, str]) -> dict[str, set[str]]:
+    """The in-package imports of a standard-library package, found independently: resolve every
+    import to an absolute module name and map names to files by the package's own layout."""
+    module_file = {}
+    for path in files:
+        name = path[: -len(".py")].replace("/", ".")
+        module_file[name.removesuffix(".__init__")] = path
+    graph = {}
+    for path, text in files.items():
+        package = path.rsplit("/", 1)[0].replace("/", ".")
+        found = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                found |= {module_file.get(a.name) for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                subs = [module_file.get(f"{base}.{a.name}") for a in node.names]
+                found |= set(subs)
+                if None in subs:
+                    found.add(module_file.get(base))
+        graph[path] = found - {None, path}
+    return graph
+
+
+@pytest.mark.parametrize("package", ["json", "email", "asyncio"])
+def test_standard_library_package(package):
+    files = {p.relative_to(STDLIB).as_posix(): p.read_text(encoding="utf-8")
+             for p in sorted((STDLIB / package).rglob("*.py"))}
+    deps = find_dependencies(files)
+    oracle = stdlib_imports(files)
+    assert sum(map(len, oracle.values())) >= len(files) - 1  # the oracle does find imports
+    for path in files:
+        assert oracle[path] <= deps[path], f"{path}: imports {oracle[path] - deps[path]} not found"
+    assert check_order(deps, order_repository(files)) == []
+
+
+# -- the two methods on random graphs --
+
+def random_graph(rng, n, p, acyclic):
+    nodes = [f"f{i:02d}" for i in range(n)]
+    rng.shuffle(nodes)  # so that path order and topological order disagree
+    return {v: {w for j, w in enumerate(nodes) if (j < i or not acyclic) and j != i and rng.random() < p}
+            for i, v in enumerate(nodes)}
+
+
+def test_methods_agree_on_graphs_without_cycles():
+    rng = random.Random(0)
+    for _ in range(200):
+        graph = random_graph(rng, rng.randint(1, 12), rng.choice([0.1, 0.3]), acyclic=True)
+        paper = topological_sort(graph, "paper")
+        assert paper == topological_sort(graph, "cycle-aware")
+        assert check_order(graph, paper) == []
+
+
+def test_cycle_aware_respects_every_edge_outside_cycles():
+    rng = random.Random(1)
+    paper_violations = 0
+    for _ in range(300):
+        graph = random_graph(rng, rng.randint(2, 12), rng.choice([0.1, 0.2, 0.3]), acyclic=False)
+        assert check_order(graph, topological_sort(graph, "cycle-aware")) == []
+        paper_violations += bool(check_order(graph, topological_sort(graph, "paper")))
+    assert paper_violations > 0  # the difference is real, not only in the hand-made example
+
+
+def test_topological_sort_docstring_example_and_errors():
+    assert topological_sort({"a": {"b"}, "b": {"a"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"], ["d"]]
+    with pytest.raises(ValueError, match="add them as keys"):
+        topological_sort({"a": {"zzz"}})
+    with pytest.raises(ValueError, match="choose one of"):
+        topological_sort({"a": set()}, method="random")
+    assert set(METHODS) == {"paper", "cycle-aware"}
+
+
+# -- language details the shipped repositories do not exercise --
+
+def test_python_details():
+    files = {
+        "legacy/old.py": "import helpers\nprint 'python 2 syntax'\nfrom pkg.sub import thing\n",
+        "legacy/helpers.py": "X = 1\n",
+        "pkg/__init__.py": "",
+        "pkg/sub/__init__.py": "from .. import util\nfrom . import *\n",
+        "pkg/util.py": "import pkg.sub.missing.deeper\n",
+    }
+    deps = find_dependencies(files)
+    assert deps["legacy/old.py"] == {"legacy/helpers.py", "pkg/sub/__init__.py"}  # regex fallback
+    assert deps["pkg/sub/__init__.py"] == {"pkg/util.py"}  # `from . import *`: itself, dropped
+    assert deps["pkg/util.py"] == {"pkg/sub/__init__.py"}  # longest prefix that is a file
+    assert python_imports("from ..a import (b, c)\n") == [(2, "a", ["b", "c"])]
+    # inside a package a bare `import helpers` is absolute (no implicit relative imports)
+    assert find_dependencies({"p/__init__.py": "", "p/a.py": "import b\n", "p/b.py": ""})["p/a.py"] == set()
+
+
+def test_c_and_js_details():
+    files = {
+        "vendor/lib/deep/thing.h": "int thing(void);\n",
+        "app/main.c": '#include "deep/thing.h"\n#include <stdio.h>\n',  # only a unique suffix matches
+        "ui/a.jsx": "export { b } from './b';\nimport c from '../lib';\nimport pkg from 'react';\n",
+        "ui/b.tsx": "export const b = 1;\n",
+        "lib/index.js": "module.exports = 2;\n",
+    }
+    deps = find_dependencies(files)
+    assert deps["app/main.c"] == {"vendor/lib/deep/thing.h"}
+    assert deps["ui/a.jsx"] == {"ui/b.tsx", "lib/index.js"}
+
+
+def test_go_java_csharp_rust_details():
+    files = {
+        "tools/go.mod": "module example.com/tools\n",
+        "tools/lint/lint.go": 'package lint\nimport . "example.com/tools/rules"\n',
+        "tools/rules/rules.go": "package rules\n",
+        "tools/rules/rules_test.go": "package rules\n",
+        "J/Outer.java": "package p;\npublic class Outer { public static class Inner {} }\n",
+        "J/Use.java": "package q;\nimport p.Outer.Inner;\nclass Use { Inner i; }\n",
+        "G.cs": "public class Glob {}\n",
+        "N.cs": "namespace A { class N { Glob g; } }\n",
+    }
+    deps = find_dependencies(files)
+    assert deps["tools/lint/lint.go"] == {"tools/rules/rules.go"}
+    assert deps["J/Use.java"] == {"J/Outer.java"}
+    assert deps["N.cs"] == {"G.cs"}  # the global namespace is visible from every namespace
+    assert _expand_use("crate::a::{b as c, d::{self, E}, f::*}") == ["crate::a::b", "crate::a::d",
+                                                                       "crate::a::d::E", "crate::a::f"]
+
+
+# -- samples --
+
+def test_repository_samples_concatenate_in_order_with_path_comments():
+    files = {"b.py": "B = 1\n", "a.py": "from b import B\nA = B", "notes.md": "# Notes\n"}
+    assert repository_samples(files) == ["# b.py\nB = 1\n\n# a.py\nfrom b import B\nA = B\n",
+                                         "<!-- notes.md -->\n# Notes\n"]
+    assert [path_comment(p) for p in ["x.go", "x.rs", "x.cs", "x.java", "x.ts", "x.sql", "x.css", "x.html"]] == [
+        "// x.go", "// x.rs", "// x.cs", "// x.java", "// x.ts", "-- x.sql", "/* x.css */", "<!-- x.html -->"]
