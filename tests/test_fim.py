@@ -1,0 +1,215 @@
+"""Fill-in-the-middle: layouts, restoring documents, the FIM rate, cut points, and the real vocabulary.
+
+Run: .venv/bin/pytest tests/test_fim.py -q
+"""
+
+import math
+import random
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicoder.fim import (
+    FIM_TOKENS,
+    apply_fim,
+    encode_fim,
+    fim_prompt,
+    format_fim,
+    restore_fim,
+    split_fim,
+)
+from minicoder.tokenizer import EOS, FIM_BEGIN, FIM_END, FIM_HOLE, Tokenizer
+
+ALPHABET = string.ascii_letters + string.digits + " \n\t()[]{}:=+-*/#'\"" + "éß中文😀\u2028"
+
+
+def _random_doc(rng: random.Random, max_len: int = 200) -> str:
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(max_len + 1)))
+
+
+def _rngs(seed: int):
+    return [random.Random(seed), np.random.default_rng(seed)]
+
+
+@pytest.mark.parametrize("mode", ["psm", "spm"])
+@pytest.mark.parametrize("rng_kind", [0, 1], ids=["random.Random", "numpy.Generator"])
+def test_restore_random_documents(mode, rng_kind):
+    doc_rng = random.Random(99)
+    for seed in range(300):
+        rng = _rngs(seed)[rng_kind]
+        doc = _random_doc(doc_rng)
+        sample = apply_fim(doc, rng, rate=0.5, mode=mode)
+        assert restore_fim(sample) == doc
+        if sample != doc:
+            assert sample.startswith(FIM_BEGIN)
+            assert all(sample.count(t) == 1 for t in FIM_TOKENS)
+            if mode == "spm":
+                assert sample.startswith(FIM_BEGIN + FIM_HOLE)
+
+
+def test_layouts_by_hand():
+    assert format_fim("a", "b", "c") == f"{FIM_BEGIN}a{FIM_HOLE}c{FIM_END}b"
+    assert format_fim("a", "b", "c", mode="spm") == f"{FIM_BEGIN}{FIM_HOLE}c{FIM_END}ab"
+    assert FIM_BEGIN == "<｜fim▁begin｜>" and FIM_HOLE == "<｜fim▁hole｜>" and FIM_END == "<｜fim▁end｜>"
+    assert fim_prompt("def f(x):\n", "\n    return y\n") == (
+        "<｜fim▁begin｜>def f(x):\n<｜fim▁hole｜>\n    return y\n<｜fim▁end｜>"
+    )
+
+
+def test_psm_sample_is_prompt_then_middle():
+    """The training sample is exactly the inference prompt followed by the middle (and no EOS)."""
+    rng_a, rng_b = random.Random(5), random.Random(5)
+    for _ in range(50):
+        doc = "def add(a, b):\n    return a + b\n"
+        parts = split_fim(doc, rng_a, rate=1.0)
+        sample = apply_fim(doc, rng_b, rate=1.0)
+        prefix, middle, suffix = parts
+        assert prefix + middle + suffix == doc
+        assert sample == fim_prompt(prefix, suffix) + middle
+        assert EOS not in sample
+
+
+def test_rate_half_is_binomial():
+    rng = random.Random(2024)
+    n = 4000
+    transformed = sum(apply_fim(f"x = {i}\n", rng) != f"x = {i}\n" for i in range(n))
+    # Binomial(4000, 0.5): mean 2000, sd 31.6; allow 4 sd
+    assert abs(transformed - n * 0.5) < 4 * math.sqrt(n * 0.25), transformed
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.9])
+def test_other_rates(rate):
+    rng = np.random.default_rng(3)
+    n = 2000
+    transformed = sum(apply_fim("print(1)", rng, rate=rate) != "print(1)" for _ in range(n))
+    assert abs(transformed - n * rate) < 4 * math.sqrt(n * rate * (1 - rate)), transformed
+
+
+def test_rate_zero_and_one():
+    rng = random.Random(0)
+    docs = [_random_doc(rng) for _ in range(200)]
+    assert all(apply_fim(d, rng, rate=0) == d for d in docs)
+    assert all(apply_fim(d, rng, rate=1.0).startswith(FIM_BEGIN) for d in docs)
+
+
+def test_empty_document():
+    rng = random.Random(0)
+    assert apply_fim("", rng, rate=1.0) == FIM_BEGIN + FIM_HOLE + FIM_END
+    assert apply_fim("", rng, rate=1.0, mode="spm") == FIM_BEGIN + FIM_HOLE + FIM_END
+    assert restore_fim(FIM_BEGIN + FIM_HOLE + FIM_END) == ""
+    assert apply_fim("", rng, rate=0.0) == ""
+
+
+def test_cuts_are_two_sorted_uniform_character_positions():
+    """Cut points are uniform over characters: with 50 one-byte then 50 four-byte characters, half
+    of the cuts land in the first half (cutting bytes would put 20% there). Two sorted uniform cuts
+    make the middle a third of the document on average (Bavarian et al.)."""
+    doc = "a" * 50 + "😀" * 50
+    rng = np.random.default_rng(11)
+    first_half, middle_share, n = 0, 0.0, 3000
+    for _ in range(n):
+        prefix, middle, suffix = split_fim(doc, rng, rate=1.0)
+        assert prefix + middle + suffix == doc
+        first_half += len(prefix) < 50
+        middle_share += len(middle) / len(doc)
+    # P(min of two uniform cuts < 50 of 101 positions) = 1 - (51/101)^2 = 0.745
+    assert abs(first_half / n - (1 - (51 / 101) ** 2)) < 0.03
+    assert abs(middle_share / n - 1 / 3) < 0.02
+
+
+def test_all_cut_positions_reachable_on_multibyte_text():
+    doc = "中文é"  # 3 characters, 8 bytes in UTF-8
+    rng = random.Random(1)
+    seen = {tuple(map(len, split_fim(doc, rng, rate=1.0)[:2])) for _ in range(500)}
+    assert seen == {(lo, hi - lo) for lo in range(4) for hi in range(lo, 4)}
+
+
+def test_documents_with_fim_strings_stay_untransformed():
+    rng = random.Random(0)
+    for token in FIM_TOKENS:
+        doc = f"s = '{token}'\nprint(s)\n"
+        assert apply_fim(doc, rng, rate=1.0) == doc
+        assert restore_fim(doc) == doc
+
+
+def test_rng_draws_are_reproducible():
+    docs = [f"line {i}\n" * 3 for i in range(20)]
+    for make in (random.Random, np.random.default_rng):
+        a, b = make(7), make(7)
+        assert [apply_fim(d, a) for d in docs] == [apply_fim(d, b) for d in docs]
+
+
+VOCAB = Path(__file__).resolve().parents[1] / "data_samples" / "tokenizers" / "deepseek-coder" / "tokenizer.json"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer.from_file(VOCAB)
+
+
+@pytest.mark.parametrize("mode", ["psm", "spm"])
+def test_encode_fim_layout(tok, mode):
+    """encode_fim encodes prefix, middle and suffix each on its own and inserts the FIM ids. In PSM
+    that equals encoding the joined string with the FIM tokens allowed (the tokenizer cuts at special
+    tokens first); in SPM the string joins prefix and middle, which the ids keep apart."""
+    doc_rng = random.Random(4)
+    differ = 0
+    for seed in range(40):
+        doc = _random_doc(doc_rng, 80)
+        ids = encode_fim(tok, doc, random.Random(seed), rate=0.7, mode=mode)
+        parts = split_fim(doc, random.Random(seed), rate=0.7)
+        if parts is None:
+            assert ids == tok.encode(doc) + [tok.eos_id]
+            continue
+        pre, mid, suf = (tok.encode(p) for p in parts)
+        b, h, e = tok.fim_begin_id, tok.fim_hole_id, tok.fim_end_id
+        expected = [b, *pre, h, *suf, e, *mid] if mode == "psm" else [b, h, *suf, e, *pre, *mid]
+        assert ids == expected + [tok.eos_id]
+        joined = tok.encode(apply_fim(doc, random.Random(seed), rate=0.7, mode=mode), allowed_special=set(FIM_TOKENS))
+        if mode == "psm":
+            assert ids[:-1] == joined
+        differ += ids[:-1] != joined
+    if mode == "spm":
+        assert differ > 0  # BPE merges across the prefix/middle seam of the string
+    assert encode_fim(tok, "x", random.Random(0), rate=1.0, eos=False)[-1] != tok.eos_id
+
+
+def test_real_vocabulary_ids_match_hf(tok):
+    """The PSM sample as DeepSeek-Coder's real vocabulary encodes it, checked against HF tokenizers."""
+    hf = pytest.importorskip("tokenizers").Tokenizer.from_file(
+        str(VOCAB))
+    assert (tok.fim_begin_id, tok.fim_hole_id, tok.fim_end_id, tok.eos_id) == (32016, 32015, 32017, 32014)
+    doc = "def area(r):\n    return 3.14159 * r * r\n"
+    for seed in range(5):
+        ids = encode_fim(tok, doc, random.Random(seed), rate=1.0)
+        sample = apply_fim(doc, random.Random(seed), rate=1.0)
+        assert ids[:-1] == hf.encode(sample, add_special_tokens=False).ids
+        assert [i for i in ids if i >= 32000] == [32016, 32015, 32017, 32014]
+
+
+def test_encode_fim_keeps_special_strings_as_text(tok):
+    doc = f"# the hole token is {FIM_HOLE}\nx = 1\n"
+    ids = encode_fim(tok, doc, random.Random(0), rate=1.0)
+    assert ids == tok.encode(doc) + [tok.eos_id]
+    assert tok.fim_hole_id not in ids
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, "0.5", None, True])
+def test_bad_rate(rate):
+    with pytest.raises(ValueError, match=r"FIM rate must be a number in \[0, 1\]"):
+        apply_fim("x", random.Random(0), rate=rate)
+
+
+def test_bad_mode_rng_and_sample():
+    with pytest.raises(ValueError, match="unknown FIM mode 'pms'; choose one of: psm, spm"):
+        apply_fim("x", random.Random(0), mode="pms")
+    with pytest.raises(ValueError, match="unknown FIM mode"):
+        format_fim("a", "b", "c", mode="SPM")
+    with pytest.raises(TypeError, match="rng must be a random.Random or a numpy Generator"):
+        apply_fim("x", 42)
+    with pytest.raises(TypeError, match="text must be a str"):
+        apply_fim(b"x", random.Random(0))
+    with pytest.raises(ValueError, match="not a FIM sample"):
+        restore_fim(FIM_BEGIN + "prefix only")
