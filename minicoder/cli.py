@@ -16,6 +16,8 @@ CLI_MODULES = [
     "minicoder.assignments",
     "minicoder.dedup",
     "minicoder.decontam",
+    "minicoder.generate",
+    "minicoder.prepare",
 ]
 
 

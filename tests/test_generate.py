@@ -1,0 +1,160 @@
+"""Decoding: greedy against full recomputation, top-k/top-p filters, stopping, seeds, FIM prompts, the CLI.
+
+Run: .venv/bin/pytest tests/test_generate.py -q
+"""
+
+import pytest
+import torch
+
+from minicoder import cli
+from minicoder.config import ModelConfig
+from minicoder.generate import (
+    complete,
+    default_stop_ids,
+    encode_fim_prompt,
+    generate,
+    generate_ids,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
+from minicoder.hf import to_hf
+from minicoder.model import Transformer
+from minicoder.tokenizer import Tokenizer
+
+CODE = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(i * i)\n",
+        "class Stack:\n    def __init__(self):\n        self.items = []\n"] * 5
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Tokenizer.train(CODE, vocab_size=300)
+
+
+def make_model(tok, attn_impl="sdpa", seed=0, max_seq_len=48):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, n_layers=2, d_model=48, n_heads=4, n_kv_heads=2, d_ff=96,
+                      max_seq_len=max_seq_len, attn_impl=attn_impl)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():  # larger logits than init gives, so that the argmax is never a near-tie
+        model.head.weight.mul_(20)
+    return model
+
+
+# ---------------------------------------------------------------- filters (hand-made distributions)
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.1, 0.4, 0.3, 0.2]])
+    logits = probs.log()
+    for p, kept in [(0.35, [1]), (0.6, [1, 2]), (0.85, [1, 2, 3]), (0.95, [0, 1, 2, 3]), (1.0, [0, 1, 2, 3])]:
+        out = top_p_filter(logits, p)
+        assert torch.isfinite(out[0]).nonzero().flatten().tolist() == kept, p
+        torch.testing.assert_close(out[0, kept], logits[0, kept])
+
+
+def test_top_p_matches_brute_force_on_random_rows():
+    logits = torch.randn(50, 40, generator=torch.Generator().manual_seed(0)) * 3
+    for p in (0.3, 0.7, 0.9):
+        kept = torch.isfinite(top_p_filter(logits, p))
+        for row, keep in zip(logits.softmax(-1), kept):
+            order = row.argsort(descending=True)
+            size = int((row[order].cumsum(0) < p).sum()) + 1  # smallest prefix whose mass reaches p
+            assert sorted(keep.nonzero().flatten().tolist()) == sorted(order[:size].tolist())
+
+
+def test_top_k_filter():
+    out = top_k_filter(torch.tensor([[1.0, 3.0, 2.0, 0.5]]), 2)
+    assert out.tolist() == [[float("-inf"), 3.0, 2.0, float("-inf")]]
+    assert torch.equal(top_k_filter(torch.tensor([[1.0, 2.0]]), 5), torch.tensor([[1.0, 2.0]]))
+
+
+def test_sampling_respects_the_filters():
+    logits = torch.tensor([[0.0, 2.0, 1.0, -1.0]]).repeat(500, 1)
+    g = torch.Generator().manual_seed(0)
+    assert set(sample_next(logits, 1.0, top_k=2, generator=g).tolist()) == {1, 2}
+    assert set(sample_next(logits, 1.0, top_p=0.5, generator=g).tolist()) == {1}
+    assert set(sample_next(logits, 1.0, generator=g).tolist()) == {0, 1, 2, 3}
+    assert sample_next(logits[:1], 0.0).tolist() == [1]
+
+
+# ---------------------------------------------------------------- decoding with a model
+
+@pytest.mark.parametrize("attn_impl", ["naive", "sdpa"])
+def test_greedy_is_argmax_of_full_recomputation(tok, attn_impl):
+    model = make_model(tok, attn_impl)
+    prompt = tok.encode("def add(a, b):")
+    out = generate_ids(model, prompt, max_new_tokens=20, temperature=0.0)
+    assert len(out) == 20 and out == generate_ids(model, prompt, max_new_tokens=20, temperature=0.0)
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + out]))[0]  # (T, V), no cache
+    assert out == logits[len(prompt) - 1:-1].argmax(-1).tolist()
+
+
+def test_top_k_1_equals_greedy_and_seeds_repeat(tok):
+    model = make_model(tok)
+    prompt = tok.encode("for i in")
+    greedy = generate_ids(model, prompt, max_new_tokens=15)
+    assert generate_ids(model, prompt, max_new_tokens=15, temperature=1.0, top_k=1, seed=5) == greedy
+    a = generate_ids(model, prompt, max_new_tokens=15, temperature=1.5, top_p=0.95, seed=7)
+    assert a == generate_ids(model, prompt, max_new_tokens=15, temperature=1.5, top_p=0.95, seed=7)
+    assert a != generate_ids(model, prompt, max_new_tokens=15, temperature=1.5, top_p=0.95, seed=8)
+
+
+def test_stops_at_the_first_stop_id(tok):
+    model = make_model(tok)
+    prompt = tok.encode("class Stack:")
+    free = generate_ids(model, prompt, max_new_tokens=20)
+    j = next(j for j in range(2, 20) if free[j] not in free[:j])
+    assert generate_ids(model, prompt, max_new_tokens=20, stop_ids=[free[j]]) == free[:j + 1]
+
+
+def test_generate_stops_at_eos_and_drops_it(tok):
+    model = make_model(tok)
+    prompt = "class Stack:"
+    free = generate_ids(model, tok.encode(prompt, bos=True), max_new_tokens=20, stop_ids=[])
+    j = next(j for j in range(2, 20) if free[j] not in free[:j])
+    with torch.no_grad():  # EOS's output row becomes a slightly longer copy of free[j]'s: it wins at step j
+        model.head.weight[tok.eos_id] = model.head.weight[free[j]] * 1.001
+    new = generate_ids(model, tok.encode(prompt, bos=True), max_new_tokens=20, stop_ids=[tok.eos_id])
+    assert new == free[:j] + [tok.eos_id]
+    assert generate(model, tok, prompt, max_new_tokens=20) == tok.decode(free[:j])
+    assert default_stop_ids(tok) == [tok.eos_id, tok.eot_id]
+
+
+def test_context_limits(tok):
+    model = make_model(tok, max_seq_len=16)
+    with pytest.raises(ValueError) as e:
+        generate_ids(model, list(range(17)), max_new_tokens=4)
+    assert str(e.value) == ("prompt is 17 tokens but the model's context is 16; "
+                            "shorten it or use a model with a longer max_seq_len")
+    assert len(generate_ids(model, list(range(13)), max_new_tokens=10)) == 4  # fills the context, then stops
+    assert generate_ids(model, [1, 2], max_new_tokens=0) == []
+    for bad, message in [(dict(temperature=-1.0), "temperature must be >= 0"), (dict(top_k=0), "top_k must be >= 1"),
+                         (dict(top_p=1.5), "top_p must be in (0, 1]")]:
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+            generate_ids(model, [1, 2], **bad)
+
+
+def test_complete_uses_the_fim_prompt(tok):
+    model = make_model(tok)
+    ids = encode_fim_prompt(tok, "def f(x):\n", "\n    return y\n")
+    assert ids == ([tok.bos_id, tok.fim_begin_id] + tok.encode("def f(x):\n") + [tok.fim_hole_id]
+                   + tok.encode("\n    return y\n") + [tok.fim_end_id])
+    new = generate_ids(model, ids, max_new_tokens=8, stop_ids=default_stop_ids(tok))
+    stop = default_stop_ids(tok)
+    expected = tok.decode(new[:-1] if new[-1] in stop else new)
+    assert complete(model, tok, "def f(x):\n", "\n    return y\n", max_new_tokens=8) == expected
+    with pytest.raises(ValueError, match="prefix or suffix contains a FIM marker string"):
+        complete(model, tok, "a<｜fim▁hole｜>b", "c")
+
+
+def test_cli_generate_from_an_hf_directory(tok, tmp_path, capsys):
+    model = make_model(tok)
+    to_hf(model, tmp_path, tokenizer=tok)
+    expected = generate(model, tok, "def add", max_new_tokens=6)
+    assert cli.main(["generate", "--hf", str(tmp_path), "--prompt", "def add", "--max-new-tokens", "6",
+                     "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    assert cli.main(["generate", "--hf", str(tmp_path / "missing"), "--prompt", "x"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minicoder generate: error:") and "does not exist" in err and "\n" not in err
