@@ -547,13 +547,16 @@ def path_comment(path: str) -> str:
     return f"// {path}"  # C, C++, Java, C#, JavaScript, TypeScript, Go, Rust, and the rest
 
 
+def concatenate(files: dict[str, str], component: list[str]) -> str:
+    """One sample: the files of `component` in order, each under a comment naming its path,
+    separated by a blank line: ["b.py", "a.py"] -> '# b.py\n<b.py>\n# a.py\n<a.py>'."""
+    parts = []
+    for path in component:
+        text = files[path] if files[path].endswith("\n") else files[path] + "\n"
+        parts.append(f"{path_comment(path)}\n{text}")
+    return "\n".join(parts)
+
+
 def repository_samples(files: dict[str, str], method: str = "cycle-aware") -> list[str]:
-    """One text per component: '# b.py\\n<b.py>\\n# a.py\\n<a.py>' when a.py imports b."""
-    samples = []
-    for component in order_repository(files, method):
-        parts = []
-        for path in component:
-            text = files[path] if files[path].endswith("\n") else files[path] + "\n"
-            parts.append(f"{path_comment(path)}\n{text}")
-        samples.append("\n".join(parts))
-    return samples
+    """One sample per component of the repository, in `order_repository`'s order."""
+    return [concatenate(files, component) for component in order_repository(files, method)]

@@ -1,0 +1,159 @@
+"""`minicoder prepare` end to end on a small corpus full of awkward files.
+
+Run: .venv/bin/pytest tests/test_prepare.py -q
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicoder.cli import main
+from minicoder.data import TokenData
+from minicoder.decontam import load_humaneval
+from minicoder.depsort import repository_samples
+from minicoder.fim import restore_fim
+from minicoder.prepare import PrepareConfig, ShardWriter, prepare
+from minicoder.tokenizer import FIM_BEGIN, Tokenizer, default_tokenizer_path
+
+REPOS = Path(__file__).resolve().parents[1] / "data_samples" / "repos"
+
+
+def read_files(root: Path) -> dict[str, str]:
+    """The files prepare keeps from a clean repository: all but those in hidden directories."""
+    paths = [p for p in sorted(root.rglob("*")) if p.is_file() and not p.relative_to(root).parts[0].startswith(".")]
+    return {p.relative_to(root).as_posix(): p.read_text() for p in paths}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Four repositories: repo_a (python_calc, 9 files, 3 samples), repo_b (a near-copy of it),
+    repo_c (two good files, one carrying a HumanEval solution, and eight files that must be
+    skipped) and repo_empty (an empty directory)."""
+    root = tmp_path_factory.mktemp("corpus")
+    shutil.copytree(REPOS / "python_calc", root / "repo_a")
+    shutil.copytree(REPOS / "python_calc", root / "repo_b")
+    parser = root / "repo_b" / "calc" / "parser.py"
+    parser.write_text(parser.read_text().replace("unexpected", "stray token"))
+    (root / "repo_a" / ".git").mkdir()
+    (root / "repo_a" / ".git" / "config").write_text("[core]\n\tbare = false\n")  # hidden: never seen
+
+    c = root / "repo_c"
+    c.mkdir()
+    solution = load_humaneval()[0]["canonical_solution"]
+    (c / "solution.py").write_text(f"def any_two_close(numbers, threshold):\n{solution}")
+    (c / "util.py").write_text('def slugify(title: str) -> str:\n    return "-".join(title.lower().split())\n')
+    (c / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")  # binary
+    (c / "latin1.py").write_bytes("name = 'café'\n".encode("latin-1"))  # not UTF-8
+    (c / "empty.py").write_text("")
+    (c / "loop").symlink_to(".", target_is_directory=True)  # a symlink loop
+    (c / "alias.py").symlink_to("util.py")
+    with open(c / "big.py", "wb") as f:  # 50 MB, sparse: skipped by size, never read
+        f.truncate(50 * 2**20)
+    os.mkfifo(c / "pipe.py")  # reading it would block forever
+    (c / os.fsdecode(b"bad\xff.py")).write_text("value = 1\n")
+    (root / "repo_empty").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("out") / "tokens"
+    manifest = prepare(PrepareConfig(corpus=str(corpus), out=str(out), workers=2, val_fraction=0.3, progress=False))
+    return out, manifest
+
+
+def test_manifest_counts(prepared):
+    out, m = prepared
+    assert m == json.loads((out / "manifest.json").read_text())
+    assert m["repositories"] == 4 and m["empty_repositories"] == ["repo_empty"]
+    assert m["files_seen"] == 9 + 9 + 10 and m["files_kept"] == 9 + 9 + 2
+    assert m["drops"] == {"bad_filename": 1, "binary": 1, "empty": 1, "not_a_file": 1, "not_utf8": 1,
+                          "symlink": 2, "too_large": 1}
+    assert m["repository_samples"] == 3 + 3 + 2
+    assert m["duplicates_removed"] == 3 and m["duplicate_samples"] == ["repo_b#0", "repo_b#1", "repo_b#2"]
+    assert m["decontaminated"] == 1 and m["decontaminated_samples"][0]["sample"] == "repo_c#0"
+    assert "HumanEval/0" in m["decontaminated_samples"][0]["reason"]
+    assert sum(m["samples"].values()) == 4
+    assert m["seed"] == 0 and m["tokenizer"] == str(default_tokenizer_path())
+
+
+def test_tokens_decode_back_to_the_samples(prepared, corpus):
+    out, m = prepared
+    meta = json.loads((out / "meta.json").read_text())
+    expected = {f"repo_a#{i}": s for i, s in enumerate(repository_samples(read_files(corpus / "repo_a")))}
+    expected["repo_c#1"] = repository_samples({"util.py": (corpus / "repo_c" / "util.py").read_text()})[0]
+    tok = Tokenizer.from_file(default_tokenizer_path())
+    fim_seen = 0
+    for split, info in meta["splits"].items():
+        ids = np.concatenate([np.fromfile(out / s, dtype=meta["dtype"]) for s in info["shards"]])
+        assert len(ids) == info["tokens"] == m["tokens"][split]
+        ends = np.flatnonzero(ids == tok.eos_id)
+        assert len(ends) == len(info["samples"]) and ends[-1] == len(ids) - 1  # each sample ends in EOS
+        for name, start, end in zip(info["samples"], np.r_[0, ends[:-1] + 1], ends):
+            text = tok.decode(ids[start:end].tolist())
+            fim_seen += text.startswith(FIM_BEGIN)
+            assert split == "train" or not text.startswith(FIM_BEGIN)  # validation stays plain
+            assert restore_fim(text) == expected[name]
+    assert sorted(n for info in meta["splits"].values() for n in info["samples"]) == sorted(expected)
+    assert fim_seen == m["fim_samples"]
+    assert m["fim_share"] == m["fim_samples"] / m["samples"]["train"]
+
+
+def test_training_loader_reads_the_output(prepared):
+    out, m = prepared
+    data = TokenData.load(out)
+    assert {s: len(f) for s, f in data.splits.items()} == m["tokens"]
+
+
+def test_same_result_with_one_worker_and_rerun_replaces_output(prepared, corpus):
+    out, m = prepared
+    before = {p.name: p.read_bytes() for p in out.glob("*.bin")}
+    cfg = PrepareConfig(corpus=str(corpus), out=str(out), workers=1, val_fraction=0.3, progress=False)
+    assert prepare(cfg) == {**m, "config": {**m["config"], "workers": 1}}
+    assert {p.name: p.read_bytes() for p in out.glob("*.bin")} == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_shard_writer_cuts_exactly(tmp_path):
+    w = ShardWriter(tmp_path, "train", np.dtype(np.uint16), shard_tokens=4)
+    for ids in ([1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]):
+        w.add(np.array(ids, dtype=np.uint16))
+    names = w.close()
+    assert [np.fromfile(tmp_path / n, dtype=np.uint16).tolist() for n in names] == [
+        [1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11]]
+
+
+def run_cli(argv, capsys) -> tuple[int, str]:
+    code = main(["prepare", *argv, "--quiet"])
+    return code, capsys.readouterr().err.strip()
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    code, err = run_cli(["--corpus", str(tmp_path / "missing"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and err.count("\n") == 0 and "does not exist" in err and "--corpus" in err
+    (tmp_path / "empty").mkdir()
+    code, err = run_cli(["--corpus", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and err.count("\n") == 0 and "is empty" in err
+    (tmp_path / "hollow" / "repo").mkdir(parents=True)
+    code, err = run_cli(["--corpus", str(tmp_path / "hollow"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 1 and err.count("\n") == 0 and "holds no files" in err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    code, err = run_cli(["--corpus", str(REPOS), "--out", str(tmp_path / "mine")], capsys)
+    assert code == 1 and "not an earlier `minicoder prepare` output" in err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(ValueError, match="--fim-rate"):
+        PrepareConfig(corpus="c", out="o", fim_rate=2)
+
+
+def test_cli_on_the_shipped_repositories(tmp_path, capsys):
+    code = main(["prepare", "--corpus", str(REPOS), "--out", str(tmp_path / "o"), "--workers", "1", "--quiet"])
+    assert code == 0
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["repositories"] == 9 and m["repository_samples"] == sum(
+        len(e["order"]) for k, e in json.loads((REPOS / "EXPECTED.json").read_text()).items() if k[0] != "_") + 1  # + README.md (EXPECTED.json is dropped)
+    assert "repositories" in capsys.readouterr().out
