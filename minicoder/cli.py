@@ -18,7 +18,6 @@ CLI_MODULES = [
     "minicoder.decontam",
     "minicoder.generate",
     "minicoder.prepare",
-    "minicoder.train",
 ]
 
 
