@@ -160,6 +160,8 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.head.weight = self.embed.weight
         self.init_rope_tables()
+        if self.embed.weight.is_meta:  # shapes only (hf.from_hf loads the weights); nothing to draw
+            return
         self.apply(self._init_weights)
         # GPT-2: the projections that write into the residual stream are scaled down so that the
         # stream's variance does not grow with depth (2 writes per block).
@@ -198,6 +200,9 @@ class Transformer(nn.Module):
                              f"{self.config.max_seq_len}; shorten the input or raise max_seq_len")
         if kv_cache is None and start_pos != 0:
             raise ValueError("start_pos > 0 needs the kv_cache that holds the earlier positions; pass kv_cache=")
+        if kv_cache is not None and start_pos + T > kv_cache.max_seq_len:
+            raise ValueError(f"positions up to {start_pos + T} do not fit the KV cache ({kv_cache.max_seq_len}); "
+                             f"make a KVCache with a larger max_seq_len")
         cos = self.rope_cos[start_pos:start_pos + T]  # (T, hd)
         sin = self.rope_sin[start_pos:start_pos + T]  # (T, hd)
         x = self.embed(idx)  # (B, T, C)

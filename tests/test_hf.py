@@ -92,6 +92,18 @@ def test_sharded_safetensors_and_pytorch_bin(tmp_path):
             torch.testing.assert_close(from_hf(tmp_path / sub)(idx), expected, atol=ATOL, rtol=0)
 
 
+def test_bfloat16_checkpoints_keep_their_dtype_unless_asked(tmp_path):
+    hf = random_llama(2, seed=4).to(torch.bfloat16)
+    hf.save_pretrained(tmp_path)
+    ours = from_hf(tmp_path)
+    assert ours.embed.weight.dtype == torch.bfloat16
+    assert torch.equal(ours.layers[1].ffn.w3.weight, hf.model.layers[1].mlp.up_proj.weight)
+    as_fp32 = from_hf(tmp_path, dtype=torch.float32)
+    assert torch.equal(as_fp32.head.weight, hf.lm_head.weight.float())
+    to_hf(ours, tmp_path / "export")
+    assert json.loads((tmp_path / "export" / "config.json").read_text())["torch_dtype"] == "bfloat16"
+
+
 def test_deepseek_coder_config_json_maps_to_the_preset():
     # deepseek-ai/deepseek-coder-1.3b-base config.json as published (transformers 4.33 layout).
     published = {

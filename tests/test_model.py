@@ -206,3 +206,5 @@ def test_input_longer_than_context_is_a_clear_error():
         model(torch.zeros(1, 65, dtype=torch.long))
     with pytest.raises(ValueError, match="start_pos > 0 needs the kv_cache"):
         model(torch.zeros(1, 3, dtype=torch.long), start_pos=2)
+    with pytest.raises(ValueError, match=r"positions up to 12 do not fit the KV cache \(10\)"):
+        model(torch.zeros(1, 3, dtype=torch.long), KVCache(model.config, 1, max_seq_len=10), start_pos=9)
