@@ -18,6 +18,7 @@ CLI_MODULES = [
     "minicoder.decontam",
     "minicoder.generate",
     "minicoder.prepare",
+    "minicoder.train",
 ]
 
 

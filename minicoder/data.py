@@ -21,7 +21,9 @@ The pipeline, one function each:
    uint32) beside a `meta.json` with the tokenizer's hash and the counts of files, tokens and
    source bytes per split. The result is cached under `.cache/tokens/<key>/`, where the key hashes
    the tokenizer, the options and the content of every file; running again reuses it, and a
-   different tokenizer or a changed corpus makes a new key.
+   different tokenizer or a changed corpus makes a new key. Optionally (`fim_rate`, DeepSeek-Coder
+   uses 0.5) training documents become fill-in-the-middle samples (`minicoder.fim.encode_fim`).
+   `corpus_tokenizer` trains (or reuses) a BPE tokenizer on the training files.
 4. `TokenData.load(dir)` / `get_batch(...)`: memory-maps the shards listed in `meta.json` (a list,
    so the repo-level pipeline's sharded output reads the same way) and draws random windows of
    `seq_len + 1` tokens with a seeded `torch.Generator`, so training is repeatable. Windows may
@@ -39,6 +41,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 import sysconfig
 import tempfile
@@ -47,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from minicoder.fim import encode_fim
 
 # Directory names skipped anywhere under the corpus root.
 CORPUS_EXCLUDE = ("__pycache__", ".git", ".venv", "venv", "site-packages", "node_modules")
@@ -197,6 +202,55 @@ def _fsync_write(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def collect_files(corpus: str | Path | None, ext: str, exclude: tuple[str, ...] | None) -> tuple[Path, dict[str, bytes]]:
+    """Read every `ext` file of a corpus (None: the standard library) as bytes: (root, {rel: bytes})."""
+    root = Path(corpus) if corpus is not None else default_corpus_dir()
+    if not root.is_dir():
+        raise NotADirectoryError(f"corpus {root} is not a directory; pass --corpus DIR holding source files")
+    if exclude is None:
+        exclude = STDLIB_EXCLUDE if corpus is None else CORPUS_EXCLUDE
+    rels = list_source_files(root, ext, exclude)
+    if not rels:
+        raise ValueError(f"no *{ext} files under {root}; pass --ext to collect another kind of file")
+    return root, {rel: (root / rel).read_bytes() for rel in rels}
+
+
+def _decode_utf8(raw: dict[str, bytes]) -> tuple[dict[str, str], list[str]]:
+    texts, skipped = {}, []
+    for rel, data in raw.items():
+        try:
+            texts[rel] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            skipped.append(rel)
+    return texts, skipped
+
+
+def corpus_tokenizer(corpus: str | Path | None = None, ext: str = ".py", vocab_size: int = 4096,
+                     val_fraction: float = 0.03, cache_dir: str | Path = ".cache", progress: bool = True):
+    """Train a byte-level BPE tokenizer on a corpus's training split, or reuse the cached one.
+
+    Only training files are seen, so validation bits per byte stay honest. The result is cached
+    as `cache_dir/tokenizers/<corpus>-<hash>-v<vocab_size>.json`, keyed by the training files'
+    content. Returns a minicoder `Tokenizer` with DeepSeek-Coder's special tokens.
+    """
+    from minicoder.tokenizer import Tokenizer
+
+    root, raw = collect_files(corpus, ext, None)
+    texts, _ = _decode_utf8(raw)
+    train_rels = split_files(sorted(texts), val_fraction)["train"]
+    h = hashlib.sha256(json.dumps([ext, vocab_size]).encode())
+    for rel in train_rels:
+        h.update(f"\0{rel}\0{len(raw[rel])}\0".encode())
+        h.update(raw[rel])
+    path = Path(cache_dir) / "tokenizers" / f"{root.name or 'corpus'}-{h.hexdigest()[:16]}-v{vocab_size}.json"
+    if path.is_file():
+        return Tokenizer.from_file(path)
+    tok = Tokenizer.train([texts[r] for r in train_rels], vocab_size, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(path)  # Tokenizer.save writes atomically
+    return tok
+
+
 def prepare_tokens(
     tokenizer,
     corpus: str | Path | None = None,
@@ -204,6 +258,8 @@ def prepare_tokens(
     val_fraction: float = 0.03,
     cache_dir: str | Path = ".cache",
     exclude: tuple[str, ...] | None = None,
+    fim_rate: float = 0.0,
+    fim_seed: int = 0,
     progress: bool = True,
 ) -> TokenData:
     """Tokenize a corpus (default: the standard library) into cached token files; return them.
@@ -216,22 +272,22 @@ def prepare_tokens(
         cache_dir: where `tokens/<key>/` is written and looked up.
         exclude: directory names to skip; None means STDLIB_EXCLUDE for the standard library
             and CORPUS_EXCLUDE for any other corpus.
+        fim_rate: share of TRAINING documents turned into fill-in-the-middle samples (PSM,
+            `minicoder.fim.encode_fim`); DeepSeek-Coder uses 0.5. Validation documents stay plain,
+            so validation bits per byte measure ordinary left-to-right code.
+        fim_seed: seeds the per-document FIM draws (each document's generator is seeded by
+            `fim_seed` and its path, so the draws do not depend on file order).
         progress: show a tqdm bar while encoding.
     """
-    root = Path(corpus) if corpus is not None else default_corpus_dir()
-    if not root.is_dir():
-        raise NotADirectoryError(f"corpus {root} is not a directory; pass --corpus DIR holding source files")
     if exclude is None:
         exclude = STDLIB_EXCLUDE if corpus is None else CORPUS_EXCLUDE
+    root, raw = collect_files(corpus, ext, exclude)
+    rels = sorted(raw)
     if tokenizer.eos_id is None:
         raise ValueError("the tokenizer has no EOS token, which separates documents; train it with the special tokens")
-    rels = list_source_files(root, ext, exclude)
-    if not rels:
-        raise ValueError(f"no *{ext} files under {root}; pass --ext to collect another kind of file")
-    raw = {rel: (root / rel).read_bytes() for rel in rels}
 
     tok_hash = tokenizer_fingerprint(tokenizer)
-    h = hashlib.sha256(json.dumps([FORMAT, tok_hash, ext, val_fraction, list(exclude)]).encode())
+    h = hashlib.sha256(json.dumps([FORMAT, tok_hash, ext, val_fraction, list(exclude), fim_rate, fim_seed]).encode())
     for rel in rels:
         h.update(f"\0{rel}\0{len(raw[rel])}\0".encode())
         h.update(raw[rel])
@@ -240,12 +296,7 @@ def prepare_tokens(
     if (out / "meta.json").is_file():
         return TokenData.load(out)
 
-    texts, skipped = {}, []
-    for rel in rels:
-        try:
-            texts[rel] = raw[rel].decode("utf-8")
-        except UnicodeDecodeError:
-            skipped.append(rel)
+    texts, skipped = _decode_utf8(raw)
     splits = split_files(sorted(texts), val_fraction)
     dtype = token_dtype(tokenizer.vocab_size)
     packages: dict[str, dict] = {}
@@ -260,6 +311,7 @@ def prepare_tokens(
         meta = {"format": FORMAT, "key": key, "tokenizer_sha256": tok_hash, "vocab_size": tokenizer.vocab_size,
                 "eos_id": tokenizer.eos_id, "separator": "eos after each document", "dtype": dtype.name,
                 "corpus": str(root), "ext": ext, "val_fraction": val_fraction, "exclude": list(exclude),
+                "fim": {"rate": fim_rate, "seed": fim_seed, "mode": "psm", "splits": ["train"]},
                 "splits": {}, "skipped_non_utf8": skipped, "packages": packages}
         from tqdm import tqdm
 
@@ -268,8 +320,11 @@ def prepare_tokens(
         for name in ("train", "val"):
             ids: list[int] = []
             for rel in splits[name]:
-                ids.extend(tokenizer.encode(texts[rel]))
-                ids.append(tokenizer.eos_id)
+                if name == "train" and fim_rate > 0:
+                    ids.extend(encode_fim(tokenizer, texts[rel], random.Random(f"{fim_seed}:{rel}"), fim_rate))
+                else:
+                    ids.extend(tokenizer.encode(texts[rel]))
+                    ids.append(tokenizer.eos_id)
                 bar.update(len(raw[rel]))
             _fsync_write(tmp / f"{name}.bin", np.asarray(ids, dtype=dtype).tobytes())
             meta["splits"][name] = {"shards": [f"{name}.bin"], "files": len(splits[name]), "tokens": len(ids),
