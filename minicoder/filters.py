@@ -199,7 +199,7 @@ def avg_line_length(text: str, language: str | None, cfg: FilterConfig) -> str |
 
 
 def alpha_fraction(text: str, language: str | None, cfg: FilterConfig) -> str | None:
-    frac = sum(c.isalpha() for c in text) / max(len(text), 1)
+    frac = sum(map(str.isalpha, text)) / max(len(text), 1)
     return f"alpha_fraction: {frac:.3f} < {cfg.min_alpha_fraction}" if frac < cfg.min_alpha_fraction else None
 
 

@@ -6,11 +6,14 @@ DeepSeek-Coder section 2 ("Data Collection") in order, one step per module:
               corpus root form one more, named "."); with no subdirectories the corpus is a single
               repository. Hidden directories (.git) are not entered; symlinks are never followed.
     filter    minicoder.filters: the StarCoder rules (plus binary, not UTF-8, empty, too large)
+    decontam  minicoder.decontam: files sharing a 10-gram with HumanEval are dropped. The paper
+              "filter[s] out files containing docstrings, questions, and solutions" from benchmarks;
+              doing it per file, before files are joined, keeps one stray file (doctest.py spells
+              out "0 1 2 ... 9" like HumanEval/78) from taking its whole repository with it.
     order     minicoder.depsort: per repository, Algorithm 1; one sample per connected component,
               files concatenated in dependency order under path comments
     dedup     minicoder.dedup: near-duplicate samples (MinHash + LSH, Jaccard >= 0.7); each cluster
               keeps its first sample
-    decontam  minicoder.decontam: samples sharing a 10-gram with HumanEval are dropped
     split     train / validation by repository (by sample when there is only one repository),
               decided by a hash of the name, so it is the same on every machine
     FIM       minicoder.fim: training samples become PSM fill-in-the-middle samples at rate 0.5;
@@ -22,11 +25,11 @@ The output directory is what `minicoder.data.TokenData.load` reads: `meta.json` 
 "minicoder-tokens-v1": dtype, and per split its shards, samples, tokens and source bytes), the
 shards `train_000.bin`, `val_000.bin`, ... (uint16 when the vocabulary fits, else uint32), and
 `manifest.json`, the account of the run (files seen and kept, drops by rule, duplicates removed,
-decontaminated samples, FIM share, tokenizer, seed). Everything is written into a temporary
+decontaminated files, FIM share, tokenizer, seed). Everything is written into a temporary
 directory beside --out, which is renamed into place at the end: a killed run leaves no half output.
 
-Files are read in worker processes (--workers, a multiprocessing Pool over repositories), which
-also decontaminate and tokenize (a Pool over chunks of samples).
+Worker processes (--workers) read, filter, decontaminate and order (a multiprocessing Pool over
+repositories), then tokenize (a Pool over chunks of samples).
 
 Left out: streaming corpora larger than memory (samples are held in memory between the steps),
 language-specific dedup policies (DeepSeek deduplicates files, not repositories, for languages
@@ -62,8 +65,9 @@ class PrepareConfig:
         fim_rate: share of training samples turned into FIM samples (DeepSeek-Coder: 0.5).
         val_fraction: share of repositories held out for validation.
         dedup_threshold: MinHash Jaccard at or above which two samples are near-duplicates.
-        decontaminate: drop samples that share a 10-gram with HumanEval.
+        decontaminate: drop files that share a 10-gram with HumanEval.
         order: "cycle-aware" or "paper" (see minicoder.depsort).
+        exclude: directory names never entered (nor taken as repositories), besides hidden ones.
         shard_tokens: tokens per shard file.
         filters: the file filters' thresholds (including the size limit, checked before reading).
         progress: show progress bars.
@@ -79,6 +83,7 @@ class PrepareConfig:
     dedup_threshold: float = 0.7
     decontaminate: bool = True
     order: str = "cycle-aware"
+    exclude: tuple[str, ...] = ("__pycache__", "node_modules", "site-packages", "venv")
     shard_tokens: int = 100_000_000
     filters: FilterConfig = field(default_factory=FilterConfig)
     progress: bool = True
@@ -106,7 +111,7 @@ class PrepareConfig:
 # Step 1 (workers): walk one repository, read and filter its files, order them into samples
 
 
-def list_repositories(corpus: Path) -> list[tuple[str, str, bool]]:
+def list_repositories(corpus: Path, exclude: tuple[str, ...] = ()) -> list[tuple[str, str, bool]]:
     """(name, directory, recursive) per repository of the corpus; see the module docstring.
 
     Raises a one-line error for a corpus that is missing, not a directory, or empty.
@@ -118,29 +123,32 @@ def list_repositories(corpus: Path) -> list[tuple[str, str, bool]]:
     entries = sorted(os.scandir(corpus), key=lambda e: e.name)
     if not entries:
         raise ValueError(f"corpus {corpus} is empty; put one subdirectory per repository in it")
-    subdirs = [e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    subdirs = [e for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+               and e.name not in exclude]
     if not subdirs:
         return [(corpus.name or "corpus", str(corpus), True)]
     repos = [(e.name, e.path, True) for e in subdirs]
-    if any(not e.is_dir(follow_symlinks=False) for e in entries):
+    if any(not e.is_dir(follow_symlinks=False) for e in entries):  # (a symlinked directory counts here)
         repos.append((".", str(corpus), False))  # the loose files at the corpus root
     return repos
 
 
-def read_repository(job: tuple) -> tuple[str, list[tuple[str, str, int]], FilterReport]:
-    """Walk, read, filter and order one repository: (name, [(sample name, text, files)], report).
+def read_repository(job: tuple) -> tuple[str, list[tuple[str, str, int]], FilterReport, list[dict]]:
+    """Walk, read, filter, decontaminate and order one repository.
+
+    Returns (name, [(sample name, text, number of files)], report, [decontaminated file]).
 
     Symlinks (to files or directories) count as "symlink" and are never followed, so a link loop
     cannot trap the walk; sockets, FIFOs and devices count as "not_a_file"; a file over the size
     limit counts as "too_large" from its size alone, without being read.
     """
-    name, root, recursive, cfg, order = job
-    report, files = FilterReport(), {}
+    name, root, recursive, cfg, order, exclude, decontaminator = job
+    report, files, contaminated = FilterReport(), {}, []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         kept_dirs = []
         for d in sorted(dirnames):
-            if d.startswith("."):
-                continue  # .git, .hg, .venv, ...: not the repository's source
+            if d.startswith(".") or d in exclude:
+                continue  # .git, .hg, __pycache__, ...: not the repository's source
             if os.path.islink(os.path.join(dirpath, d)):
                 report.add("symlink: a symbolic link to a directory; not followed")
             elif recursive:
@@ -152,12 +160,17 @@ def read_repository(job: tuple) -> tuple[str, list[tuple[str, str, int]], Filter
             reason, raw = _read_file(full, rel, cfg)
             if reason is None:
                 reason = check(rel, raw, cfg)[1]
+            if reason is None and decontaminator is not None:
+                found = decontaminator.check(raw.decode("utf-8"))
+                if found:
+                    reason = f"decontaminated: {found}"
+                    contaminated.append({"file": f"{name}/{rel}", "reason": found})
             report.add(reason)
             if reason is None:
                 files[rel] = raw.decode("utf-8")
     components = order_repository(files, method=order) if files else []
     samples = [(f"{name}#{i}", concatenate(files, c), len(c)) for i, c in enumerate(components)]
-    return name, samples, report
+    return name, samples, report, contaminated
 
 
 def _read_file(full: str, rel: str, cfg: FilterConfig) -> tuple[str | None, bytes | None]:
@@ -268,7 +281,7 @@ def _split(samples: list[tuple[str, str, int]], val_fraction: float) -> dict[str
     by_repo = len(repos) >= 2
     units = repos if by_repo else sorted(name for name, _, _ in samples)
     if len(units) < 2:
-        raise ValueError(f"only {len(samples)} sample(s) survived filtering, dedup and decontamination; "
+        raise ValueError(f"only {len(samples)} sample(s) survived filtering, decontamination and dedup; "
                          "the train/validation split needs at least 2: add repositories to the corpus")
     val = set(split_files(units, val_fraction)["val"])
     return {name: "val" if (name.rsplit("#", 1)[0] if by_repo else name) in val else "train"
@@ -294,7 +307,7 @@ def prepare(cfg: PrepareConfig) -> dict:
     from .tokenizer import Tokenizer
 
     corpus, out = Path(cfg.corpus), Path(cfg.out)
-    repos = list_repositories(corpus)
+    repos = list_repositories(corpus, cfg.exclude)
     _check_out(out)
     if not Path(cfg.tokenizer).is_file():
         raise FileNotFoundError(f"tokenizer {cfg.tokenizer} not found; pass --tokenizer PATH to a tokenizer.json")
@@ -303,13 +316,16 @@ def prepare(cfg: PrepareConfig) -> dict:
         raise ValueError(f"tokenizer {cfg.tokenizer} lacks EOS or the FIM tokens; use one with DeepSeek-Coder's "
                          "special tokens, or --fim-rate 0")
 
-    # 1. walk, filter, order (a worker per repository)
-    report, samples, empty_repos = FilterReport(), [], []
-    jobs = [(name, root, recursive, cfg.filters, cfg.order) for name, root, recursive in repos]
+    # 1. walk, filter, decontaminate, order (a worker per repository)
+    report, samples, empty_repos, contaminated = FilterReport(), [], [], []
+    decontaminator = Decontaminator.from_humaneval() if cfg.decontaminate else None
+    jobs = [(name, root, recursive, cfg.filters, cfg.order, cfg.exclude, decontaminator)
+            for name, root, recursive in repos]
     bar = tqdm(total=len(jobs), unit="repo", desc="reading", disable=not cfg.progress)
-    for name, repo_samples, repo_report in _map(read_repository, jobs, cfg.workers):
+    for name, repo_samples, repo_report, repo_contaminated in _map(read_repository, jobs, cfg.workers):
         report += repo_report
         samples += repo_samples
+        contaminated += repo_contaminated
         if repo_report.seen == 0:
             empty_repos.append(name)
         bar.update(1)
@@ -324,19 +340,7 @@ def prepare(cfg: PrepareConfig) -> dict:
     duplicates = [samples[i][0] for i in removed]
     samples = [samples[i] for i in kept]
 
-    # 3. decontaminate
-    contaminated = []
-    if cfg.decontaminate:
-        decontaminator, clean = Decontaminator.from_humaneval(), []
-        for name, text, n_files in tqdm(samples, unit="sample", desc="decontaminating", disable=not cfg.progress):
-            reason = decontaminator.check(text)
-            if reason is None:
-                clean.append((name, text, n_files))
-            else:
-                contaminated.append({"sample": name, "reason": reason})
-        samples = clean
-
-    # 4. split, FIM and tokenize (a worker per chunk of samples)
+    # 3. split, FIM and tokenize (a worker per chunk of samples)
     split_of = _split(samples, cfg.val_fraction)
     dtype = token_dtype(tok.vocab_size)
     order = sorted(range(len(samples)), key=lambda i: split_of[samples[i][0]] == "val")  # train first
@@ -382,7 +386,7 @@ def prepare(cfg: PrepareConfig) -> dict:
             "duplicates_removed": len(duplicates),
             "duplicate_samples": duplicates,
             "decontaminated": len(contaminated),
-            "decontaminated_samples": contaminated,
+            "decontaminated_files": contaminated,
             "samples": {s: len(splits[s]["samples"]) for s in splits},
             "tokens": {s: splits[s]["tokens"] for s in splits},
             "fim_samples": fim_samples,
@@ -390,7 +394,8 @@ def prepare(cfg: PrepareConfig) -> dict:
             "tokenizer": str(cfg.tokenizer),
             "tokenizer_sha256": meta["tokenizer_sha256"],
             "seed": cfg.seed,
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("corpus", "out", "progress")},
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()
+                       if k not in ("corpus", "out", "progress")},
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -433,9 +438,11 @@ def register_cli(sub) -> None:
                    help="share of repositories held out for validation (default: %(default)s)")
     p.add_argument("--dedup-threshold", type=float, default=defaults.dedup_threshold,
                    help="MinHash Jaccard at which samples are near-duplicates (default: %(default)s)")
-    p.add_argument("--no-decontaminate", action="store_true", help="keep samples that share a 10-gram with HumanEval")
+    p.add_argument("--no-decontaminate", action="store_true", help="keep files that share a 10-gram with HumanEval")
     p.add_argument("--order", choices=METHODS, default=defaults.order,
                    help="dependency ordering: cycle-aware (default) or the paper's Algorithm 1 as printed")
+    p.add_argument("--exclude", nargs="*", default=list(defaults.exclude), metavar="NAME",
+                   help="directory names to skip anywhere, besides hidden ones (default: %(default)s)")
     p.add_argument("--max-file-bytes", type=int, default=defaults.filters.max_bytes,
                    help="skip files larger than this, without reading them (default: %(default)s)")
     p.add_argument("--shard-tokens", type=int, default=defaults.shard_tokens,
@@ -448,13 +455,13 @@ def _cli_prepare(args) -> int:
     cfg = PrepareConfig(corpus=args.corpus, out=args.out, tokenizer=args.tokenizer or "", workers=args.workers,
                         seed=args.seed, fim_rate=args.fim_rate, val_fraction=args.val_fraction,
                         dedup_threshold=args.dedup_threshold, decontaminate=not args.no_decontaminate,
-                        order=args.order, shard_tokens=args.shard_tokens,
+                        order=args.order, exclude=tuple(args.exclude), shard_tokens=args.shard_tokens,
                         filters=FilterConfig(max_bytes=args.max_file_bytes), progress=not args.quiet)
     m = prepare(cfg)
     drops = ", ".join(f"{k} {v}" for k, v in m["drops"].items()) or "none"
     print(f"{m['repositories']} repositories, {m['files_seen']} files, {m['files_kept']} kept (dropped: {drops})")
     print(f"{m['repository_samples']} samples, {m['duplicates_removed']} near-duplicates, "
-          f"{m['decontaminated']} decontaminated; train {m['samples']['train']} samples / "
+          f"{m['decontaminated']} files decontaminated; train {m['samples']['train']} samples / "
           f"{m['tokens']['train']:,} tokens ({m['fim_share']:.0%} FIM), val {m['samples']['val']} / "
           f"{m['tokens']['val']:,} -> {cfg.out}")
     return 0

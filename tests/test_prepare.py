@@ -70,13 +70,13 @@ def test_manifest_counts(prepared):
     out, m = prepared
     assert m == json.loads((out / "manifest.json").read_text())
     assert m["repositories"] == 4 and m["empty_repositories"] == ["repo_empty"]
-    assert m["files_seen"] == 9 + 9 + 10 and m["files_kept"] == 9 + 9 + 2
-    assert m["drops"] == {"bad_filename": 1, "binary": 1, "empty": 1, "not_a_file": 1, "not_utf8": 1,
-                          "symlink": 2, "too_large": 1}
-    assert m["repository_samples"] == 3 + 3 + 2
+    assert m["files_seen"] == 9 + 9 + 10 and m["files_kept"] == 9 + 9 + 1
+    assert m["drops"] == {"bad_filename": 1, "binary": 1, "decontaminated": 1, "empty": 1, "not_a_file": 1,
+                          "not_utf8": 1, "symlink": 2, "too_large": 1}
+    assert m["decontaminated"] == 1 and m["decontaminated_files"][0]["file"] == "repo_c/solution.py"
+    assert "HumanEval/0" in m["decontaminated_files"][0]["reason"]
+    assert m["repository_samples"] == 3 + 3 + 1
     assert m["duplicates_removed"] == 3 and m["duplicate_samples"] == ["repo_b#0", "repo_b#1", "repo_b#2"]
-    assert m["decontaminated"] == 1 and m["decontaminated_samples"][0]["sample"] == "repo_c#0"
-    assert "HumanEval/0" in m["decontaminated_samples"][0]["reason"]
     assert sum(m["samples"].values()) == 4
     assert m["seed"] == 0 and m["tokenizer"] == str(default_tokenizer_path())
 
@@ -85,7 +85,7 @@ def test_tokens_decode_back_to_the_samples(prepared, corpus):
     out, m = prepared
     meta = json.loads((out / "meta.json").read_text())
     expected = {f"repo_a#{i}": s for i, s in enumerate(repository_samples(read_files(corpus / "repo_a")))}
-    expected["repo_c#1"] = repository_samples({"util.py": (corpus / "repo_c" / "util.py").read_text()})[0]
+    expected["repo_c#0"] = repository_samples({"util.py": (corpus / "repo_c" / "util.py").read_text()})[0]
     tok = Tokenizer.from_file(default_tokenizer_path())
     fim_seen = 0
     for split, info in meta["splits"].items():
