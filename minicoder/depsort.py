@@ -29,7 +29,9 @@ Two choices this file makes explicit, both behind `order_repository(..., method=
 Dependencies come from each language's import statements, resolved to files of the repository
 (imports of anything else are ignored): Python, C/C++, Java, JavaScript/TypeScript, Go, Rust
 and C#. DeepSeek did this for Python, Java, C#, C and C++ (issue #43); files of other languages
-are isolated nodes, each its own one-file sample.
+are isolated nodes, each its own one-file sample. Java and C# need no import for a class of the
+same package (namespace), and `import a.b.*` / `using A.B;` name a whole package: there a file
+depends on the files of that package that declare a type whose name occurs in it.
 
 Left out: parsing beyond regular expressions (except Python, which uses `ast`), build-system
 include paths, conditional compilation, dynamic imports (`importlib`, computed `require`),

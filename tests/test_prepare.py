@@ -40,6 +40,8 @@ def corpus(tmp_path_factory) -> Path:
     parser.write_text(parser.read_text().replace("unexpected", "stray token"))
     (root / "repo_a" / ".git").mkdir()
     (root / "repo_a" / ".git" / "config").write_text("[core]\n\tbare = false\n")  # hidden: never seen
+    (root / "repo_a" / "calc" / "__pycache__").mkdir()
+    (root / "repo_a" / "calc" / "__pycache__" / "nodes.cpython-311.pyc").write_bytes(b"\xa7\r\r\n")  # excluded
 
     c = root / "repo_c"
     c.mkdir()
