@@ -23,8 +23,9 @@ REPOS = Path(__file__).resolve().parents[1] / "data_samples" / "repos"
 
 
 def read_files(root: Path) -> dict[str, str]:
-    """The files prepare keeps from a clean repository: all but those in hidden directories."""
-    paths = [p for p in sorted(root.rglob("*")) if p.is_file() and not p.relative_to(root).parts[0].startswith(".")]
+    """The files prepare keeps from a clean repository: all but those in hidden or excluded directories."""
+    paths = [p for p in sorted(root.rglob("*")) if p.is_file()
+             and not any(d.startswith(".") or d == "__pycache__" for d in p.relative_to(root).parts[:-1])]
     return {p.relative_to(root).as_posix(): p.read_text() for p in paths}
 
 
