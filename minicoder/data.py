@@ -188,6 +188,12 @@ class TokenData:
         }
         return cls(path, meta, splits)
 
+    @property
+    def key(self) -> str:
+        """Identifies these tokens: the cache key, or a hash of the split records for other producers."""
+        return self.meta.get("key") or hashlib.sha256(
+            json.dumps([self.meta.get("tokenizer_sha256"), self.meta["splits"]], sort_keys=True).encode()).hexdigest()
+
     def get_batch(self, split: str, batch_size: int, seq_len: int, generator: torch.Generator):
         return get_batch(self.splits[split], batch_size, seq_len, generator)
 

@@ -23,6 +23,10 @@ renamed, and only then does the one-line pointer file `out_dir/latest` switch to
 Resuming restores the weights, the optimizer, every RNG and the data generator, so N steps
 straight and k steps + resume to N give bitwise-equal losses on a CPU.
 
+Outputs beside the checkpoints: `metrics.jsonl`, one line per `log_interval` steps (step, tokens,
+loss = the mean training loss since the previous line, lr, grad_norm, tokens_per_s) and one per
+evaluation (val_loss in nats per token, val_bpb in bits per byte of source), and `loss.png`.
+
 Distributed (torchrun): rank and world size come from the RANK / LOCAL_RANK / WORLD_SIZE
 environment variables (`DistInfo.from_env`). Every rank draws the same random windows and trains
 on micro-batches rank, rank + world, ... of each step, so the global batch (and the data order)
@@ -54,7 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from minicoder.config import ModelConfig
-from minicoder.data import TokenData, corpus_tokenizer, prepare_tokens
+from minicoder.data import TokenData, corpus_tokenizer, prepare_tokens, tokenizer_fingerprint
 from minicoder.model import Transformer
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -155,11 +159,12 @@ class TrainConfig:
 
 
 TRAIN_PRESETS = MappingProxyType({
-    # `make train-tiny`: the tiny ModelConfig (~5M parameters) on a 2-core CPU in under 10 minutes,
-    # 4096 tokens a step. A few hundred steps is too short for DeepSeek's 2000-step warm-up.
+    # `make train-tiny`: the tiny ModelConfig (~5M parameters), 2048 tokens a step, ~1M tokens in all.
+    # A 2-core CPU does a step in 0.75-3 s (idle to busy); the time limit stops a slow one early.
+    # A few hundred steps is too short for DeepSeek's 2000-step warm-up.
     "tiny": MappingProxyType(dict(
-        batch_size=16, seq_len=256, max_steps=300, lr=2e-3, warmup_steps=30,
-        eval_interval=50, eval_iters=16, checkpoint_interval=50, log_interval=5, out_dir="runs/tiny",
+        batch_size=8, seq_len=256, max_steps=500, lr=2e-3, warmup_steps=40,
+        eval_interval=100, eval_iters=8, checkpoint_interval=100, log_interval=10, out_dir="runs/tiny",
     )),
     # DeepSeek-Coder 1.3B's first stage (paper table 2 and section 3.4): 1024 windows of 4096 tokens a
     # step, peak lr 5.3e-4, 2000 warm-up steps, ~1.8T tokens. Set grad_accum to fit your GPUs.
@@ -535,7 +540,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         saved = _read_json(existing / "config.json")
         check_same_config(existing, saved, model_config)
         state = _read_json(existing / "trainer.json")
-        if state.get("data_key") != data.meta.get("key"):
+        if state.get("data_key") != data.key:
             raise ValueError(f"checkpoint {existing} was trained on other tokens (another corpus or tokenizer); "
                              "pass the same --corpus/--tokenizer, or another --out to start a new run")
         _load_weights(model, existing)
@@ -580,7 +585,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         if dist.is_main:
             tensors, plain = _rng_state(data_gen)
             state = {"step": step, "tokens": step * cfg.tokens_per_step, "finished": finished, "stopped": stopped,
-                     "train_time_s": train_time + time.monotonic() - t_start, "data_key": data.meta.get("key"),
+                     "train_time_s": train_time + time.monotonic() - t_start, "data_key": data.key,
                      "val_loss": val[0] if val else None, "val_bpb": val[1] if val else None,
                      "world_size": dist.world_size, "train_config": dataclasses.asdict(cfg), "rng": plain}
             save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors)
@@ -607,7 +612,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     stopped, val, val_step = None, None, -1
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not (progress and dist.is_main),
                dynamic_ncols=True)
-    t_log, tokens_log = time.monotonic(), 0
+    t_log, steps_log = time.monotonic(), 0
     model.train()
     while step < cfg.max_steps:
         if stop_after is not None and step >= stop_after:
@@ -643,14 +648,15 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         loss_value = loss_sum.item() / cfg.grad_accum
         losses.append(loss_value)
         timing["step"] = time.monotonic() - t_step
-        tokens_log += cfg.tokens_per_step
+        steps_log += 1
         bar.update(1)
         if step % cfg.log_interval == 0 or step == cfg.max_steps:
-            tok_s = tokens_log / (time.monotonic() - t_log)
-            log({"step": step, "tokens": step * cfg.tokens_per_step, "loss": loss_value, "lr": lr,
+            tok_s = steps_log * cfg.tokens_per_step / (time.monotonic() - t_log)
+            mean_loss = sum(losses[-steps_log:]) / steps_log  # over the steps since the last line
+            log({"step": step, "tokens": step * cfg.tokens_per_step, "loss": mean_loss, "lr": lr,
                  "grad_norm": grad_norm.item(), "tokens_per_s": tok_s})
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
-            t_log, tokens_log = time.monotonic(), 0
+            t_log, steps_log = time.monotonic(), 0
         if step % cfg.eval_interval == 0 and step < cfg.max_steps:
             if out_of_time(timing.get("eval", 0.0)):  # leave the time for the final evaluation instead
                 stopped = "time_limit"
@@ -720,6 +726,8 @@ def register_cli(sub) -> None:
                    help="training preset (TrainConfig) and, unless --model is given, model preset (default: tiny)")
     p.add_argument("--model", default=None, help="ModelConfig preset (default: the same name as --preset)")
     p.add_argument("--corpus", default=None, help="directory of source files (default: this Python's standard library)")
+    p.add_argument("--data", default=None,
+                   help="token directory written by `minicoder prepare` (instead of --corpus; needs --tokenizer)")
     p.add_argument("--ext", default=".py", help="file name ending to train on (default: .py)")
     p.add_argument("--val-fraction", type=float, default=0.03, help="share of files held out for validation (default: 0.03)")
     p.add_argument("--fim-rate", type=float, default=0.5,
@@ -772,10 +780,18 @@ def _cli_train(args) -> int:
     progress = not args.no_progress
     if args.tokenizer:
         tok = Tokenizer.from_file(args.tokenizer)
+    elif args.data:
+        raise ValueError("--data needs the tokenizer its tokens were made with; pass --tokenizer path/to/tokenizer.json")
     else:
         tok = corpus_tokenizer(args.corpus, args.ext, args.vocab_size, args.val_fraction, args.cache_dir, progress)
-    data = prepare_tokens(tok, args.corpus, args.ext, args.val_fraction, args.cache_dir,
-                          fim_rate=args.fim_rate, progress=progress)
+    if args.data:
+        data = TokenData.load(args.data)
+        if data.meta.get("tokenizer_sha256") != tokenizer_fingerprint(tok):
+            raise ValueError(f"{args.data} was tokenized with another tokenizer than {args.tokenizer}; "
+                             "pass the tokenizer given to `minicoder prepare`")
+    else:
+        data = prepare_tokens(tok, args.corpus, args.ext, args.val_fraction, args.cache_dir,
+                              fim_rate=args.fim_rate, progress=progress)
     model_overrides = {"vocab_size": tok.vocab_size}
     if args.attn_impl:
         model_overrides["attn_impl"] = args.attn_impl
@@ -797,13 +813,13 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 96) 
     """Completions of `def fibonacci(n):`, one FIM example, and the parse check on PARSE_HEADERS.
 
     Our training data separates documents with EOS and has no BOS, so each prompt starts with EOS
-    (the start of a document, as the model saw it). Sampling: temperature 0.8, top-k 50, top-p
+    (the start of a document, as the model saw it). Sampling: temperature 0.6, top-k 50, top-p
     0.95, seeded (header i uses seed + i).
     """
     from minicoder.generate import decode_completion, default_stop_ids, encode_fim_prompt, generate_ids
 
     stop = default_stop_ids(tokenizer)
-    kw = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "stop_ids": stop}
+    kw = {"temperature": 0.6, "top_k": 50, "top_p": 0.95, "stop_ids": stop}
 
     def sample(ids: list[int], n: int, seed: int) -> tuple[str, bool]:
         new = generate_ids(model, [tokenizer.eos_id, *ids], n, seed=seed, **kw)
@@ -853,7 +869,7 @@ def _cli_train_tiny(args) -> int:
     model, tok, _, _, state, path = load_checkpoint(run)
     print(f"      validation: {state['val_bpb']:.4f} bits per byte ({state['val_loss']:.4f} nats/token) at step "
           f"{state['step']}, {state['tokens']:,} tokens; loss plot {run / 'loss.png'}")
-    print("[4/4] samples (temperature 0.8, top-k 50, top-p 0.95, seeded)")
+    print("[4/4] samples (temperature 0.6, top-k 50, top-p 0.95, seeded)")
     report = sample_report(model, tok, seed=args.seed)
     print("----- def fibonacci(n):" + report["fibonacci"] + "\n-----")
     fim = report["fim"]

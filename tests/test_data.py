@@ -193,3 +193,53 @@ def test_errors_are_one_line(tmp_path):
         prepare_tokens(ByteTokenizer(), tmp_path / "corpus", ext=".rs", cache_dir=tmp_path, progress=False)
     with pytest.raises(FileNotFoundError, match="prepare the tokens first"):
         TokenData.load(tmp_path / "nothing")
+
+
+@pytest.fixture(scope="module")
+def small_bpe():
+    from minicoder.tokenizer import Tokenizer
+
+    texts = [(default_corpus_dir() / n).read_text() for n in ("bisect.py", "colorsys.py", "keyword.py")]
+    return Tokenizer.train(texts, vocab_size=300)
+
+
+def test_fim_rate_transforms_training_documents_only(tmp_path, small_bpe):
+    tok = small_bpe
+    make_corpus(tmp_path / "corpus")
+    kw = {"cache_dir": tmp_path / "cache", "progress": False}
+    plain = prepare_tokens(tok, tmp_path / "corpus", **kw)
+    fim = prepare_tokens(tok, tmp_path / "corpus", fim_rate=1.0, **kw)
+    again = prepare_tokens(tok, tmp_path / "corpus", fim_rate=1.0, fim_seed=0, **kw)
+    other_seed = prepare_tokens(tok, tmp_path / "corpus", fim_rate=1.0, fim_seed=1, **kw)
+    assert len({plain.path, fim.path, other_seed.path}) == 3 and again.path == fim.path
+    train_ids = np.fromfile(fim.path / "train.bin", dtype=np.uint16).tolist()
+    n_docs = fim.meta["splits"]["train"]["files"]
+    assert train_ids.count(tok.fim_begin_id) == train_ids.count(tok.fim_end_id) == n_docs  # rate 1: every one
+    assert train_ids.count(tok.eos_id) == n_docs
+    # every document becomes FIM_BEGIN prefix FIM_HOLE suffix FIM_END middle EOS, and restores to the file
+    from minicoder.fim import restore_fim
+
+    docs, start = [], 0
+    for i, t in enumerate(train_ids):
+        if t == tok.eos_id:
+            docs.append(tok.decode(train_ids[start:i]))
+            start = i + 1
+    files = make_corpus(tmp_path / "again")
+    originals = [files[r].decode() for r in fim.meta["splits"]["train"]["paths"]]
+    assert [restore_fim(d) for d in docs] == originals
+    # validation stays plain left-to-right code
+    assert np.array_equal(np.fromfile(fim.path / "val.bin", dtype=np.uint16),
+                          np.fromfile(plain.path / "val.bin", dtype=np.uint16))
+
+
+def test_corpus_tokenizer_is_trained_once_and_cached(tmp_path):
+    from minicoder.data import corpus_tokenizer
+
+    make_corpus(tmp_path / "corpus")
+    tok = corpus_tokenizer(tmp_path / "corpus", vocab_size=270, cache_dir=tmp_path / "cache", progress=False)
+    (cached,) = (tmp_path / "cache" / "tokenizers").glob("corpus-*-v270.json")
+    mtime = cached.stat().st_mtime_ns
+    again = corpus_tokenizer(tmp_path / "corpus", vocab_size=270, cache_dir=tmp_path / "cache", progress=False)
+    assert cached.stat().st_mtime_ns == mtime and again.vocab_size == tok.vocab_size == 270
+    assert again.encode("def a():\n    return 1\n") == tok.encode("def a():\n    return 1\n")
+    assert again.eos_id is not None and again.fim_begin_id is not None
