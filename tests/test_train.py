@@ -271,3 +271,34 @@ def test_cli_trains_and_errors_are_one_line(corpus, tmp_path, capsys):
     assert err.startswith("minicoder train: error:") and "pass --resume" in err and "\n" not in err
     assert cli_main(["train", *common, "--model", "nonexistent", *tiny]) == 1
     assert "unknown preset 'nonexistent'" in capsys.readouterr().err
+
+
+_DDP_SCRIPT = """
+import json, os, sys
+from minicoder.config import ModelConfig
+from minicoder.data import TokenData
+from minicoder.tokenizer import Tokenizer
+from minicoder.train import TrainConfig, train
+mc, cfg = ModelConfig.from_dict(json.loads(sys.argv[3])), TrainConfig(**json.loads(sys.argv[4]))
+summary = train(mc, cfg, TokenData.load(sys.argv[1]), Tokenizer.from_file(sys.argv[2]), progress=False)
+if os.environ["RANK"] == "0":
+    open(sys.argv[5], "w").write(json.dumps(summary["losses"]))
+"""
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
+    # torchrun, gloo backend: 2 ranks x 1 micro-batch each == 1 process x 2 micro-batches (same windows);
+    # only the order of the float sums differs (DDP averages gradients, accumulation sums halves).
+    mc = micro_model(tok)
+    one = train(mc, micro_train(tmp_path / "one", max_steps=3, grad_accum=2), data, tok, progress=False)
+    cfg = micro_train(tmp_path / "ddp", max_steps=3, grad_accum=2)
+    tok.save(tmp_path / "tok.json")
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(script), str(data.path), str(tmp_path / "tok.json"), json.dumps(mc.to_dict()),
+                    json.dumps(asdict(cfg)), str(tmp_path / "losses.json")],
+                   check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert json.loads((tmp_path / "losses.json").read_text()) == pytest.approx(one["losses"], abs=1e-5)
+    assert load_checkpoint(tmp_path / "ddp").state["world_size"] == 2
