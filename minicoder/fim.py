@@ -103,7 +103,8 @@ def apply_fim(text: str, rng, rate: float = 0.5, mode: str = "psm") -> str:
         mode: "psm" (DeepSeek-Coder) or "spm" (see the module docstring for both layouts).
 
     Returns the sample without EOS. The result differs from `text` exactly when it was transformed;
-    encode it with allowed_special=set(FIM_TOKENS) then, and with no specials otherwise.
+    encode it with allowed_special=set(FIM_TOKENS) then, and with no specials otherwise (`encode_fim`
+    does both, and keeps the SPM seam).
     """
     _check_rate_mode(rate, mode)
     parts = split_fim(text, rng, rate)

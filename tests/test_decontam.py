@@ -137,3 +137,16 @@ def test_missing_infilling_dir(tmp_path):
 def test_bad_n(n):
     with pytest.raises(ValueError, match="n-gram length must be an integer >= 1"):
         Decontaminator([("x", "a b c")], n=n)
+
+
+def test_cli(tmp_path, capsys, humaneval):
+    from minicoder.cli import main
+
+    (tmp_path / "clean.py").write_text(UNRELATED)
+    (tmp_path / "leak.py").write_text(humaneval["HumanEval/12"]["canonical_solution"])
+    assert main(["decontam", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("leak.py: shares a 10-gram with HumanEval/12 (canonical_solution)")
+    assert "dropped 1 of 2 .py files" in out
+    assert main(["decontam"]) == 1
+    assert "give either a directory or --stdlib" in capsys.readouterr().err

@@ -244,3 +244,18 @@ def test_bad_arguments():
         exact_jaccard("a", "b", ngram_size=0)
     with pytest.raises(ValueError, match="same num_perm"):
         estimate_jaccard(np.zeros(256), np.zeros(128))
+
+
+def test_cli(tmp_path, capsys):
+    from minicoder.cli import main
+
+    base, other = _base_texts()[:2]
+    (tmp_path / "a.py").write_text(base)
+    (tmp_path / "b.py").write_text(base + "\nextra = 1\n")
+    (tmp_path / "c.py").write_text(other)
+    assert main(["dedup", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "keep a.py, drop b.py" in out
+    assert "3 .py files under" in out and "1 near-duplicate clusters, 1 files to drop at Jaccard >= 0.7" in out
+    assert main(["dedup", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err.strip().endswith("not a directory: " + str(tmp_path / "missing"))
