@@ -231,6 +231,8 @@ def test_empty_input():
 def test_bad_threshold(threshold):
     with pytest.raises(ValueError, match="threshold must be a number strictly between 0 and 1"):
         near_duplicate_clusters(["a b c"], threshold=threshold)
+    with pytest.raises(ValueError, match="threshold must be a number strictly between 0 and 1"):
+        deduplicate(["a b c"], threshold=threshold, method="naive")
     with pytest.raises(ValueError, match="threshold"):
         optimal_bands_rows(threshold)
 
