@@ -52,9 +52,6 @@ EOT = "<|EOT|>"
 # In DeepSeek-Coder's order (ids 32013..32021 in the real vocabulary).
 DEEPSEEK_CODER_SPECIAL_TOKENS = (BOS, EOS, FIM_HOLE, FIM_BEGIN, FIM_END, PAD, USER, ASSISTANT, EOT)
 
-# What `\s` means in HF's regex engine (Oniguruma, Ruby syntax): these 8 characters only, checked
-# against HF over every whitespace code point. Python's `\s` also matches U+2000..U+200A, U+3000...
-HF_WHITESPACE = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0"
 _CJK = "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+"
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -85,36 +82,6 @@ def bytes_to_unicode() -> dict[int, str]:
 # -----------------------------------------------------------------------------
 # Pre-tokenization: a chain of splits
 
-def translate_hf_regex(pattern: str) -> str:
-    """Rewrite an HF (Oniguruma) regex for Python's `regex` module so both match the same text.
-
-    Only `\\s` and `\\S` differ for the patterns byte-level BPE files use:
-    "\\\\s?\\\\p{L}+" -> "[\\\\t\\\\n...\\\\xa0]?\\\\p{L}+".
-    """
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            if nxt == "s":
-                out.append(HF_WHITESPACE if in_class else f"[{HF_WHITESPACE}]")
-            elif nxt == "S":
-                if in_class:
-                    raise ValueError(f"cannot translate \\S inside a character class in {pattern!r}")
-                out.append(f"[^{HF_WHITESPACE}]")
-            else:
-                out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if c == "[" and not in_class:
-            in_class = True
-        elif c == "]" and in_class:
-            in_class = False
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
 @dataclass(frozen=True)
 class Split:
     """Isolate every match of `pattern` (HF syntax) as its own piece; the text between matches
@@ -123,8 +90,10 @@ class Split:
     pattern: str
 
     def compile(self):
-        # Ruby's `^`/`$` are line anchors, hence MULTILINE.
-        return regex.compile(translate_hf_regex(self.pattern), regex.MULTILINE)
+        # HF's engine (Oniguruma, Ruby syntax) treats `^`/`$` as line anchors, hence MULTILINE.
+        # Its `\s`, `\p{L}`, `\p{P}`, `\p{N}` match what the `regex` module's do (tested on every
+        # code point), except for code points that only the `regex` module's newer Unicode assigns.
+        return regex.compile(self.pattern, regex.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -147,26 +116,29 @@ CHAINS = {
 }
 # DeepSeek-LLM (and Coder-V2) spells out its letter and punctuation classes; read it from its file.
 
-# The fast path: DeepSeek-Coder's whole chain as ONE regex, scanned once. Every step of the chain
-# splits every piece the previous step made, so the CJK step also cuts inside words ("xࠀ" ->
-# "x", "ࠀ") and a space before a CJK word ends up alone. In order, the alternatives are: a newline;
-# a non-CJK word or punctuation run with its optional leading space; a space left alone before a
-# CJK letter or punctuation; one digit; a CJK run of letters, of punctuation, or of other
-# characters; and anything else up to where another alternative could start.
-# tests/test_tokenizer_bpe.py holds this equal to the chain (and both to HF) on every code point.
-_WS = "[\\t\\x0b\\x0c \\x85\\xa0]"  # what HF means by \s, minus \r and \n (isolated first)
+# The fast path: DeepSeek-Coder's whole chain as ONE regex, scanned once. Each step of the chain
+# splits every piece the previous step made, so the CJK step (whose range U+0800..U+4E00 also holds
+# U+3000 and the other Unicode spaces) cuts inside words: "ab中" -> "ab", "中", and " 中" -> " ",
+# "中", but "\u3000中" stays whole. The alternatives, in order: a newline; a word or punctuation run
+# of non-CJK characters with an optional non-CJK space before it; the same for CJK characters with
+# an optional CJK-range space; a space left alone before a letter or punctuation of the other kind;
+# one digit; a run of other CJK-range characters; anything else, up to where another alternative
+# could start. tests/test_tokenizer_bpe.py holds it equal to the chain (and both to HF) on every
+# assigned code point.
 _CJK_CLASS = "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]"
+_SP = r"[^\S\r\n]"  # whitespace other than \r and \n, which the first alternative takes
+_SPN, _SPC = rf"(?:(?!{_CJK_CLASS}){_SP})", rf"(?:(?={_CJK_CLASS}){_SP})"
+_LN, _LC = rf"(?:(?!{_CJK_CLASS})\p{{L}})", rf"(?:(?={_CJK_CLASS})\p{{L}})"
+_PN, _PC = rf"(?:(?!{_CJK_CLASS})\p{{P}})", rf"(?:(?={_CJK_CLASS})\p{{P}})"
 FAST_PATTERNS = {
     CHAINS["deepseek-coder"]: "|".join([
         r"[\r\n]",
-        rf"{_WS}?(?:(?!{_CJK_CLASS})\p{{L}})+",
-        rf"{_WS}?(?:(?!{_CJK_CLASS})\p{{P}})+",
-        rf"{_WS}(?=[\p{{L}}\p{{P}}])",
+        rf"{_SPN}?{_LN}+", rf"{_SPN}?{_PN}+",
+        rf"{_SPC}?{_LC}+", rf"{_SPC}?{_PC}+",
+        rf"{_SP}(?=[\p{{L}}\p{{P}}])",
         r"\p{N}",
-        rf"(?:(?={_CJK_CLASS})\p{{L}})+",
-        rf"(?:(?={_CJK_CLASS})\p{{P}})+",
-        rf"(?:(?={_CJK_CLASS})[^\p{{L}}\p{{P}}\p{{N}}])+",
-        rf"(?:(?![\r\n]|{_WS}?[\p{{L}}\p{{P}}]|\p{{N}}|{_CJK_CLASS}).)+",
+        rf"(?:(?={_CJK_CLASS})(?!{_SP}[\p{{L}}\p{{P}}])[^\p{{L}}\p{{P}}\p{{N}}])+",
+        rf"(?:(?![\r\n]|{_SP}?[\p{{L}}\p{{P}}]|\p{{N}}|{_CJK_CLASS}).)+",
     ]),
 }
 
@@ -300,6 +272,29 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int =
         pair_counts.pop(pair, None)
         bar.update(1)
     bar.close()
+    return merges
+    # END ASSIGNMENT
+
+
+def train_merges_naive(word_counts: dict[bytes, int], num_merges: int, first_id: int = 256) -> list[tuple[int, int]]:
+    """The plain trainer: recount every pair of every word after each merge. Same result as
+    `train_merges` (same tie rule), far slower; the reference the fast trainer is tested against."""
+    # BEGIN ASSIGNMENT tokenizer
+    words = [list(w) for w in word_counts]
+    freqs = list(word_counts.values())
+    merges = []
+    while len(merges) < num_merges:
+        counts: dict = {}
+        for w, f in zip(words, freqs):
+            get_pair_counts(w, counts, f)
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        if counts[pair] < 2:
+            break
+        new_id = first_id + len(merges)
+        merges.append(pair)
+        words = [merge(w, pair, new_id) for w in words]
     return merges
     # END ASSIGNMENT
 
@@ -482,7 +477,8 @@ class Tokenizer:
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int,
               special_tokens: Iterable[str] = DEEPSEEK_CODER_SPECIAL_TOKENS,
-              chain: str | tuple = "deepseek-coder", progress: bool = False) -> "Tokenizer":
+              chain: str | tuple = "deepseek-coder", progress: bool = False,
+              naive: bool = False) -> "Tokenizer":
         """Train a byte-level BPE tokenizer.
 
         Args:
@@ -491,6 +487,7 @@ class Tokenizer:
             special_tokens: appended after the BPE tokens, in this order.
             chain: a name from CHAINS ("deepseek-coder", "gpt2") or a tuple of steps.
             progress: show progress bars.
+            naive: use the plain trainer that recounts all pairs after every merge (slow).
         """
         special_tokens = list(dict.fromkeys(special_tokens))
         if isinstance(chain, str):
@@ -516,7 +513,10 @@ class Tokenizer:
         word_counts: Counter = Counter()
         for chunk, c in counts.items():
             word_counts[chunk.encode("utf-8")] += c
-        pairs = train_merges(word_counts, num_merges, first_id=256, progress=progress)
+        if naive:
+            pairs = train_merges_naive(word_counts, num_merges, first_id=256)
+        else:
+            pairs = train_merges(word_counts, num_merges, first_id=256, progress=progress)
         vocab = {b: bytes([b]) for b in range(256)}
         merges = {}
         for k, (a, b) in enumerate(pairs):
