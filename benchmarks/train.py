@@ -49,7 +49,9 @@ GPU_125M = dict(vocab_size=32256, n_layers=12, d_model=768, n_heads=12, d_ff=204
 def machine() -> dict:
     info = {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__}
+            "python": platform.python_version(), "torch": torch.__version__,
+            # OpenMP's spin-waiting makes torch several times slower on a core shared with other busy processes
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info

@@ -662,7 +662,8 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                 stopped = "time_limit"
                 break
             val, val_step = evaluate(), step
-            bar.write(f"step {step}: val loss {val[0]:.4f}, {val[1]:.4f} bits/byte")
+            if progress and dist.is_main:
+                bar.write(f"step {step}: val loss {val[0]:.4f}, {val[1]:.4f} bits/byte")
         if step % cfg.checkpoint_interval == 0 and step < cfg.max_steps and stop_after != step:
             checkpoint(False, None, val)
     bar.close()
