@@ -1,7 +1,7 @@
 """ModelConfig: every number that fixes a DeepSeek-Coder model, with named presets.
 
 DeepSeek-Coder v1 (Guo et al., 2024, "DeepSeek-Coder: When the Large Language Model Meets
-Programming", section 4 and table 2) is a LLaMA-style decoder: pre-norm blocks with RMSNorm
+Programming", section 3.3 and table 2) is a LLaMA-style decoder: pre-norm blocks with RMSNorm
 (eps 1e-6), a SwiGLU MLP, rotary position embeddings with theta 100,000 and linear scaling by 4
 (16,384 positions), grouped-query attention at 33B (56 query heads sharing 8 key/value heads),
 no biases, and separate (untied) input and output embeddings. The presets below reproduce the

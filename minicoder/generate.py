@@ -13,7 +13,7 @@ Choosing the next token from logits z:
                     (nucleus sampling, Holtzman et al., 2020)
 Filters apply in that order (temperature, top-k, top-p), as HF `transformers` does.
 
-Fill-in-the-middle (DeepSeek-Coder section 3.2): `complete(model, tok, prefix, suffix)` prompts
+Fill-in-the-middle (DeepSeek-Coder section 3.1.2): `complete(model, tok, prefix, suffix)` prompts
 with `<｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>` (fim.py) and returns what the model
 writes for the hole.
 

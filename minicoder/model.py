@@ -1,6 +1,6 @@
 """The DeepSeek-Coder v1 decoder: a LLaMA-style transformer.
 
-DeepSeek-Coder (Guo et al., 2024, section 4) follows LLaMA (Touvron et al., 2023, section 2.2):
+DeepSeek-Coder (Guo et al., 2024, section 3.3) follows LLaMA (Touvron et al., 2023, section 2.2):
 
     h = embed(idx)                                    # no position embedding here
     for each block:

@@ -1,6 +1,6 @@
 """Byte-level BPE, as DeepSeek-Coder's tokenizer does it, in one file.
 
-DeepSeek-Coder (Guo et al., 2024, section 4.1) uses a 32,000-token byte-level BPE trained with
+DeepSeek-Coder (Guo et al., 2024, section 3.2) uses a 32,000-token byte-level BPE trained with
 HF `tokenizers`, then adds special tokens for fill-in-the-middle and chat. Three steps turn text
 into ids:
 
@@ -85,7 +85,7 @@ def bytes_to_unicode() -> dict[int, str]:
 @dataclass(frozen=True)
 class Split:
     """Isolate every match of `pattern` (HF syntax) as its own piece; the text between matches
-    stays as pieces too. Split("\\\\p{N}").apply("ab12") -> ["ab", "1", "2"]."""
+    stays as pieces too: split_isolated("ab12", Split(r"\\p{N}").compile()) -> ["ab", "1", "2"]."""
 
     pattern: str
 
@@ -99,7 +99,7 @@ class Split:
 @dataclass(frozen=True)
 class Digits:
     """HF's Digits pre-tokenizer: isolate numeric characters (Unicode N*: Rust's `is_numeric`),
-    each on its own if `individual`, else as runs. Digits(True).apply("x12") -> ["x", "1", "2"]."""
+    each on its own if `individual`, else as runs: with Digits(True), "x12" -> ["x", "1", "2"]."""
 
     individual: bool = True
 
@@ -300,7 +300,7 @@ def train_merges_naive(word_counts: dict[bytes, int], num_merges: int, first_id:
 
 
 def _progress(total, unit, enabled):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
     return tqdm(total=total, unit=f" {unit}", disable=not enabled, dynamic_ncols=True)
 
@@ -628,7 +628,7 @@ class Tokenizer:
 
 
 def _progress_iter(it, unit, enabled):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(it, unit=f" {unit}", disable=not enabled, dynamic_ncols=True)
 
