@@ -337,6 +337,7 @@ def prepare_tokens(
                                     "bytes": sum(len(raw[r]) for r in splits[name]), "paths": splits[name]}
         bar.close()
         _fsync_write(tmp / "meta.json", json.dumps(meta, indent=1).encode())
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         try:
             os.replace(tmp, out)  # atomic: a killed run leaves a *.tmp-* directory, never a half cache
         except OSError:

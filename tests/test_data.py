@@ -243,3 +243,21 @@ def test_corpus_tokenizer_is_trained_once_and_cached(tmp_path):
     assert cached.stat().st_mtime_ns == mtime and again.vocab_size == tok.vocab_size == 270
     assert again.encode("def a():\n    return 1\n") == tok.encode("def a():\n    return 1\n")
     assert again.eos_id is not None and again.fim_begin_id is not None
+
+
+def test_token_dir_from_another_producer_loads_with_a_stable_key(tmp_path):
+    # the layout `minicoder prepare` writes: several shards per split, no cache key in meta.json
+    np.arange(0, 10, dtype=np.uint16).tofile(tmp_path / "train_000.bin")
+    np.arange(10, 30, dtype=np.uint16).tofile(tmp_path / "train_001.bin")
+    np.arange(0, 12, dtype=np.uint16).tofile(tmp_path / "val_000.bin")
+    meta = {"format": "minicoder-tokens-v1", "dtype": "uint16", "tokenizer_sha256": "abc",
+            "splits": {"train": {"shards": ["train_000.bin", "train_001.bin"], "tokens": 30, "bytes": 90},
+                       "val": {"shards": ["val_000.bin"], "tokens": 12, "bytes": 40}}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    data = TokenData.load(tmp_path)
+    assert len(data.splits["train"]) == 30 and data.splits["val"].n_bytes == 40
+    assert np.array_equal(data.splits["train"].window(8, 4), [8, 9, 10, 11])
+    assert data.key == TokenData.load(tmp_path).key and len(data.key) == 64
+    meta["splits"]["val"]["bytes"] = 41
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert TokenData.load(tmp_path).key != data.key

@@ -248,7 +248,8 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tok, data, tmp_path):
 
 def test_function_body_and_parse_check():
     assert function_body("\n    return a + b\n\nprint(1)\n", True) == "\n    return a + b\n"
-    assert function_body("\n    x = 1\n\n    return x\n", True) == "\n    x = 1\n\n    return x\n"
+    assert function_body("\n    x = 1\n\n    return x\n", True) == "\n    x = 1\n"  # a blank line ends it
+    assert function_body("\n    x = 1\n    return x", True) == "\n    x = 1\n    return x\n"
     assert function_body("\n    return a +", True) == "\n    return a +\n"
     assert function_body("\n    x = 1\n    return a +", False) == "\n    x = 1\n"  # cut for length
     assert parses("def add(a, b):", "\n    return a + b\n\nclass Broken(:\n", True)
