@@ -242,7 +242,10 @@ plt.tight_layout(); plt.show()
 v = data.splits["val"]
 print(f"check: {val_pts[-1][1]:.4f} == {bits_per_byte(metrics[-1]['val_loss'], len(v), v.n_bytes):.4f} "
       f"(= loss * {len(v):,} tokens / (ln 2 * {v.n_bytes:,} bytes))")"""),
-    md("""The run directory holds one complete checkpoint (written to a temporary directory, fsynced, renamed, and only
+    md("""The training set here is only ~80k tokens, so the run passes over it more than once: when the validation
+curve flattens while the training loss keeps falling, the model has started to memorise its training files.
+
+The run directory holds one complete checkpoint (written to a temporary directory, fsynced, renamed, and only
 then pointed to by the `latest` file, so a crash never leaves a half checkpoint). `load_checkpoint` returns the
 model and its tokenizer; let it write a function:"""),
     code("""model, tok2, *_ = load_checkpoint(work / "run")

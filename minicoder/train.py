@@ -858,14 +858,15 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 96) 
 def _cli_train_tiny(args) -> int:
     t0 = time.monotonic()
     progress = not args.no_progress
-    print("[1/4] tokenizer: BPE, 4096 ids, trained on the standard library's training files (cached)")
+    print(f"[1/4] tokenizer: BPE, 4096 ids, on the standard library's training files (cache: {args.cache_dir})")
     tok = corpus_tokenizer(None, ".py", 4096, cache_dir=args.cache_dir, progress=progress)
-    print("[2/4] tokens: the standard library, split by file, EOS between files, FIM rate 0.5 (cached)")
+    print(f"      ready after {time.monotonic() - t0:.0f} s")
+    print("[2/4] tokens: the standard library, split by file, EOS between files, FIM rate 0.5 (cached too)")
     data = prepare_tokens(tok, None, ".py", cache_dir=args.cache_dir, fim_rate=0.5, progress=progress)
     sp = data.meta["splits"]
     print(f"      {data.meta['corpus']}: train {sp['train']['files']} files / {sp['train']['tokens']:,} tokens, "
           f"val {sp['val']['files']} files / {sp['val']['tokens']:,} tokens; "
-          f"{len(data.meta['skipped_non_utf8'])} non-UTF-8 files skipped")
+          f"{len(data.meta['skipped_non_utf8'])} non-UTF-8 files skipped; ready after {time.monotonic() - t0:.0f} s")
     model_config = ModelConfig.from_preset("tiny", vocab_size=tok.vocab_size)
     overrides = {"out_dir": args.out, "time_limit_s": args.time_limit_s, "seed": args.seed}
     if args.max_steps:

@@ -303,3 +303,17 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
                    check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert json.loads((tmp_path / "losses.json").read_text()) == pytest.approx(one["losses"], abs=1e-5)
     assert load_checkpoint(tmp_path / "ddp").state["world_size"] == 2
+
+
+def test_sample_report_runs_the_parse_check_on_twenty_headers(tok, data, tmp_path):
+    from minicoder.train import sample_report
+
+    mc = micro_model(tok, max_seq_len=128)  # the FIM prompt is ~60 tokens with this 300-id tokenizer
+    train(mc, micro_train(tmp_path, max_steps=2, warmup_steps=1, eval_interval=2), data, tok, progress=False)
+    model, tokenizer, *_ = load_checkpoint(tmp_path)
+    report = sample_report(model, tokenizer, seed=3, max_new_tokens=6)
+    again = sample_report(model, tokenizer, seed=3, max_new_tokens=6)
+    assert report == again  # seeded
+    assert report["parse_total"] == 20 and report["parse_ok"] == sum(r["parses"] for r in report["parse_results"])
+    assert [r["header"] for r in report["parse_results"]] == list(PARSE_HEADERS)
+    assert isinstance(report["fibonacci"], str) and isinstance(report["fim"]["middle"], str)
