@@ -33,8 +33,9 @@ The pipeline, one function each:
 Bits per byte: a loss of L nats per token over a split of N tokens and B bytes of source is
 `L * N / (ln 2 * B)` bits per byte, comparable across tokenizers (`bits_per_byte`).
 
-Left out: deduplication, quality filters, and repository-level ordering of files by their
-import graph (DeepSeek-Coder section 2); those belong to the repo-level `minicoder prepare`.
+`prepare_repo_tokens(...)` does the same through the repository-level pipeline of
+`minicoder.prepare` (filters, dependency order, near-dedup, decontamination, FIM); `make
+train-tiny` uses it. `prepare_tokens` keeps the plain per-file path for `minicoder train --corpus`.
 """
 
 import hashlib
@@ -255,6 +256,42 @@ def corpus_tokenizer(corpus: str | Path | None = None, ext: str = ".py", vocab_s
     path.parent.mkdir(parents=True, exist_ok=True)
     tok.save(path)  # Tokenizer.save writes atomically
     return tok
+
+
+def prepare_repo_tokens(tokenizer, corpus: str | Path | None = None, cache_dir: str | Path = ".cache",
+                        val_fraction: float = 0.1, fim_rate: float = 0.5, seed: int = 0, workers: int = 2,
+                        progress: bool = True) -> TokenData:
+    """Token files from the repository-level pipeline (`minicoder prepare`), cached; return them.
+
+    What `make train-tiny` uses: StarCoder's filters, files in dependency order per repository,
+    near-dedup, decontamination and FIM, then the same token format as `prepare_tokens`. For the
+    standard library each top-level package is a repository and the loose top-level modules are
+    one more; validation holds out whole repositories (`val_fraction` of them, at least one).
+    The cache key hashes the tokenizer, the options and every file's path, size and mtime.
+    """
+    from minicoder.prepare import PrepareConfig, prepare
+
+    root = Path(corpus) if corpus is not None else default_corpus_dir()
+    exclude = STDLIB_EXCLUDE if corpus is None else CORPUS_EXCLUDE
+    if not root.is_dir():
+        raise NotADirectoryError(f"corpus directory not found: {root}")
+    tok_hash = tokenizer_fingerprint(tokenizer)
+    h = hashlib.sha256(json.dumps(["repo", FORMAT, tok_hash, val_fraction, fim_rate, seed, list(exclude)]).encode())
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in exclude and not d.startswith("."))
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
+            h.update(f"\0{os.path.relpath(os.path.join(dirpath, name), root)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    key = h.hexdigest()[:16]
+    out = Path(cache_dir) / "repo-tokens" / f"{root.name or 'corpus'}-{key}"
+    if (out / "meta.json").is_file() and (out / "manifest.json").is_file():
+        return TokenData.load(out)
+    tok_path = Path(cache_dir) / "repo-tokens" / f"tokenizer-{tok_hash[:16]}.json"
+    if not tok_path.is_file():
+        tokenizer.save(tok_path)
+    prepare(PrepareConfig(corpus=str(root), out=str(out), tokenizer=str(tok_path), workers=workers, seed=seed,
+                          fim_rate=fim_rate, val_fraction=val_fraction, exclude=tuple(exclude), progress=progress))
+    return TokenData.load(out)
 
 
 def prepare_tokens(

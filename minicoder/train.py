@@ -74,7 +74,13 @@ import torch
 import torch.nn.functional as F
 
 from minicoder.config import ModelConfig
-from minicoder.data import TokenData, corpus_tokenizer, prepare_tokens, tokenizer_fingerprint
+from minicoder.data import (
+    TokenData,
+    corpus_tokenizer,
+    prepare_repo_tokens,
+    prepare_tokens,
+    tokenizer_fingerprint,
+)
 from minicoder.model import Transformer
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -861,12 +867,13 @@ def _cli_train_tiny(args) -> int:
     print(f"[1/4] tokenizer: BPE, 4096 ids, on the standard library's training files (cache: {args.cache_dir})")
     tok = corpus_tokenizer(None, ".py", 4096, cache_dir=args.cache_dir, progress=progress)
     print(f"      ready after {time.monotonic() - t0:.0f} s")
-    print("[2/4] tokens: the standard library, split by file, EOS between files, FIM rate 0.5 (cached too)")
-    data = prepare_tokens(tok, None, ".py", cache_dir=args.cache_dir, fim_rate=0.5, progress=progress)
+    print("[2/4] tokens: the repo-level pipeline (minicoder prepare) on the standard library: filters, "
+          "dependency order, dedup, decontamination, FIM rate 0.5 (cached too)")
+    data = prepare_repo_tokens(tok, None, cache_dir=args.cache_dir, fim_rate=0.5, seed=args.seed, progress=progress)
     sp = data.meta["splits"]
-    print(f"      {data.meta['corpus']}: train {sp['train']['files']} files / {sp['train']['tokens']:,} tokens, "
-          f"val {sp['val']['files']} files / {sp['val']['tokens']:,} tokens; "
-          f"{len(data.meta['skipped_non_utf8'])} non-UTF-8 files skipped; ready after {time.monotonic() - t0:.0f} s")
+    print(f"      {data.meta.get('corpus', 'stdlib')}: train {sp['train']['tokens']:,} tokens, "
+          f"val {sp['val']['tokens']:,} tokens ({data.path / 'manifest.json'}); "
+          f"ready after {time.monotonic() - t0:.0f} s")
     model_config = ModelConfig.from_preset("tiny", vocab_size=tok.vocab_size)
     overrides = {"out_dir": args.out, "time_limit_s": args.time_limit_s, "seed": args.seed}
     if args.max_steps:

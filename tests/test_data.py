@@ -261,3 +261,31 @@ def test_token_dir_from_another_producer_loads_with_a_stable_key(tmp_path):
     meta["splits"]["val"]["bytes"] = 41
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     assert TokenData.load(tmp_path).key != data.key
+
+
+def test_prepare_repo_tokens_caches_and_invalidates(tmp_path, monkeypatch):
+    """The repo-level pipeline behind `make train-tiny`: cached by content, rebuilt when a file changes."""
+    from minicoder import data as data_mod
+    from minicoder import prepare as prepare_mod
+    from minicoder.tokenizer import Tokenizer
+
+    corpus = tmp_path / "corpus"
+    for repo in ("alpha", "beta", "gamma"):
+        (corpus / repo).mkdir(parents=True)
+        (corpus / repo / "util.py").write_text(f"def helper_{repo}(x):\n    return x * 2\n" * 5)
+        (corpus / repo / "main.py").write_text(f"from util import helper_{repo}\n\nprint(helper_{repo}(21))\n" * 5)
+    tok = Tokenizer.train([p.read_text() for p in corpus.rglob("*.py")], 300)
+    calls = []
+    real_prepare = prepare_mod.prepare
+    monkeypatch.setattr(prepare_mod, "prepare", lambda cfg: calls.append(cfg) or real_prepare(cfg))
+    first = data_mod.prepare_repo_tokens(tok, corpus, cache_dir=tmp_path / "cache", val_fraction=0.3,
+                                         workers=1, progress=False)
+    assert len(calls) == 1 and first.meta["splits"]["val"]["tokens"] > 0
+    assert int(first.splits["train"].window(0, len(first.splits["train"])).max()) < tok.vocab_size
+    again = data_mod.prepare_repo_tokens(tok, corpus, cache_dir=tmp_path / "cache", val_fraction=0.3,
+                                         workers=1, progress=False)
+    assert len(calls) == 1 and again.path == first.path
+    (corpus / "beta" / "util.py").write_text("def changed():\n    return 1\n" * 5)
+    changed = data_mod.prepare_repo_tokens(tok, corpus, cache_dir=tmp_path / "cache", val_fraction=0.3,
+                                           workers=1, progress=False)
+    assert len(calls) == 2 and changed.path != first.path
