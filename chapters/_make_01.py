@@ -7,13 +7,9 @@ takes a few seconds on a laptop; every number in it comes from the code, so it m
 Python versions (the standard library differs).
 """
 
-import time
-from pathlib import Path
-
 import nbformat
-from nbclient import NotebookClient
+from _nbtools import build  # chapters/ is on sys.path when this script runs
 
-HERE = Path(__file__).resolve().parent
 md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
 
 cells = [
@@ -365,11 +361,4 @@ Extensions (not graded):
    does doubling the vocabulary from 4K to 8K free up?"""),
 ]
 
-nb = nbformat.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
-})
-t = time.perf_counter()
-NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
-print(f"executed in {time.perf_counter() - t:.1f} s")
-nbformat.write(nb, HERE / "01_tokenizer.ipynb")
+build(cells, "01_tokenizer.ipynb")

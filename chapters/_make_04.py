@@ -7,13 +7,9 @@ shared with other busy processes, OpenMP's default spin-waiting makes torch seve
 OMP_WAIT_POLICY=PASSIVE avoids that, and the stored outputs were made with it.)
 """
 
-import time
-from pathlib import Path
-
 import nbformat
-from nbclient import NotebookClient
+from _nbtools import build  # chapters/ is on sys.path when this script runs
 
-HERE = Path(__file__).resolve().parent
 md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
 
 cells = [
@@ -282,11 +278,4 @@ print("bitwise equal: ", straight == part1 + part2)"""),
    and which the lower bits per byte? Why is only the second comparison fair?"""),
 ]
 
-nb = nbformat.v4.new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
-})
-t = time.perf_counter()
-NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
-print(f"executed in {time.perf_counter() - t:.1f} s")
-nbformat.write(nb, HERE / "04_transformer.ipynb")
+build(cells, "04_transformer.ipynb")
