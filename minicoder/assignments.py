@@ -24,11 +24,13 @@ Left out: partial-credit weighting and hidden tests; an instructor adds those by
 test files in ASSIGNMENTS.
 """
 
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,18 +79,19 @@ def stub_source(source: str, assignment: str, filename: str = "<source>") -> tup
     Markers of other assignments are left in place (their code stays solved).
     """
     lines = source.splitlines(keepends=True)
+    comments = _comment_lines(source)  # markers count only as real comments, not inside strings
     out: list[str] = []
     count = 0
     i = 0
     while i < len(lines):
-        m = _BEGIN.match(lines[i])
+        m = _BEGIN.match(lines[i]) if i + 1 in comments else None
         if not m or m["name"] != assignment:
             out.append(lines[i])
             i += 1
             continue
         j = i + 1
-        while j < len(lines) and not _END.match(lines[j]):
-            if _BEGIN.match(lines[j]):
+        while j < len(lines) and not (j + 1 in comments and _END.match(lines[j])):
+            if j + 1 in comments and _BEGIN.match(lines[j]):
                 raise ValueError(f"{filename}:{j + 1}: nested BEGIN ASSIGNMENT; close the region at line {i + 1} first")
             j += 1
         if j == len(lines):
@@ -101,6 +104,15 @@ def stub_source(source: str, assignment: str, filename: str = "<source>") -> tup
         count += 1
         i = j + 1
     return "".join(out), count
+
+
+def _comment_lines(source: str) -> set[int]:
+    """1-based numbers of the lines that start with a comment token (Python's own tokenizer)."""
+    lines = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT and not tok.line[: tok.start[1]].strip():
+            lines.add(tok.start[0])
+    return lines
 
 
 def _enclosing_function(lines: list[str], at: int, indent: int) -> str | None:
@@ -131,8 +143,8 @@ def make_student_copy(assignment: str, out: str | os.PathLike, stub: bool = True
             if n:
                 path.write_text(new, encoding="utf-8")
                 total += n
-        elif f"# BEGIN ASSIGNMENT {assignment}" in text:
-            total += text.count(f"# BEGIN ASSIGNMENT {assignment}")
+        else:
+            total += stub_source(text, assignment, str(path))[1]
     if total == 0:
         raise ValueError(f"no '# BEGIN ASSIGNMENT {assignment}' regions found in {PACKAGE_DIR}")
     a = ASSIGNMENTS[assignment]

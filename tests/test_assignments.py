@@ -46,6 +46,14 @@ def test_stub_source_replaces_regions_and_keeps_docstrings():
         ns["f"](2)
 
 
+def test_markers_inside_strings_are_not_regions():
+    src = 'def f():\n    """Example:\n    # BEGIN ASSIGNMENT demo\n    x = 1\n    # END ASSIGNMENT\n    """\n    return 2\n'
+    assert stub_source(src, "demo") == (src, 0)
+    # The package's own docs show the markers; only tokenizer.py's 8 real regions are stubbed.
+    assert stub_source((REPO / "minicoder" / "assignments.py").read_text(encoding="utf-8"), "tokenizer")[1] == 0
+    assert stub_source((REPO / "minicoder" / "tokenizer.py").read_text(encoding="utf-8"), "tokenizer")[1] == 8
+
+
 def test_stub_source_errors():
     with pytest.raises(ValueError, match="no matching '# END ASSIGNMENT'"):
         stub_source("def f():\n    # BEGIN ASSIGNMENT a\n    return 1\n", "a")
