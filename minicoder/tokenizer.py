@@ -686,18 +686,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 # Corpus reading and the command line
 
 def read_corpus(root: str | os.PathLike, exts: tuple[str, ...] = (".py",)) -> tuple[list[str], dict]:
-    """Read every file under `root` with one of `exts` as UTF-8; skip (and count) the rest.
+    """Read every file under `root` with one of `exts` (empty: any) as UTF-8; skip (and count) the rest.
 
-    Returns (texts, stats) with stats {"files": n, "skipped_non_utf8": n, "bytes": n}.
+    Hidden directories and those in `minicoder.data.CORPUS_EXCLUDE` (`__pycache__`, `.venv`,
+    `site-packages`, ...) are not entered. Returns (texts, stats) with stats {"files": n,
+    "skipped_non_utf8": n, "skipped_binary": n, "bytes": n}.
     """
+    from minicoder.data import CORPUS_EXCLUDE, list_source_files  # the walk every corpus reader shares
+
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"corpus directory not found: {root}")
     texts, stats = [], {"files": 0, "skipped_non_utf8": 0, "skipped_binary": 0, "bytes": 0}
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or (exts and p.suffix not in exts):
-            continue
-        raw = p.read_bytes()
+    rels = sorted({rel for ext in (exts or ("",)) for rel in list_source_files(root, ext, CORPUS_EXCLUDE)})
+    for rel in rels:
+        raw = (root / rel).read_bytes()
         if b"\x00" in raw:
             stats["skipped_binary"] += 1
             continue

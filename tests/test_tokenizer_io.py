@@ -30,6 +30,9 @@ def corpus(tmp_path):
     (root / "latin1.py").write_bytes("caf\xe9 = 1\n".encode("latin-1"))
     (root / "blob.py").write_bytes(b"\x00\x01\x02binary")
     (root / "notes.txt").write_text("not python", encoding="utf-8")
+    for skipped in (".venv/lib/site.py", "__pycache__/a.py", "pkg/site-packages/dep.py"):
+        (root / skipped).parent.mkdir(parents=True, exist_ok=True)
+        (root / skipped).write_text("x = 1\n", encoding="utf-8")
     return root
 
 
