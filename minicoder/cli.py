@@ -19,6 +19,7 @@ CLI_MODULES = [
     "minicoder.generate",
     "minicoder.prepare",
     "minicoder.train",
+    "minicoder.train_tiny",
 ]
 
 

@@ -25,17 +25,15 @@ from minicoder.data import default_corpus_dir, prepare_tokens
 from minicoder.model import Transformer
 from minicoder.tokenizer import Tokenizer
 from minicoder.train import (
-    PARSE_HEADERS,
     TrainConfig,
-    function_body,
     load_checkpoint,
     lr_at,
     make_optimizer,
     param_groups,
-    parses,
     read_metrics,
     train,
 )
+from minicoder.train_tiny import PARSE_HEADERS, function_body, parses
 
 FILES = ["bisect.py", "heapq.py", "colorsys.py", "keyword.py", "fnmatch.py", "this.py"]
 
@@ -306,7 +304,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
 
 
 def test_sample_report_runs_the_parse_check_on_twenty_headers(tok, data, tmp_path):
-    from minicoder.train import sample_report
+    from minicoder.train_tiny import sample_report
 
     mc = micro_model(tok, max_seq_len=128)  # the FIM prompt is ~60 tokens with this 300-id tokenizer
     train(mc, micro_train(tmp_path, max_steps=2, warmup_steps=1, eval_interval=2), data, tok, progress=False)
