@@ -46,7 +46,6 @@ HAI-LLM framework, loss-spike handling, and sequence packing with per-document a
 """
 
 import argparse
-import ast
 import dataclasses
 import json
 import math
@@ -69,7 +68,6 @@ from minicoder.config import ModelConfig
 from minicoder.data import (
     TokenData,
     corpus_tokenizer,
-    prepare_repo_tokens,
     prepare_tokens,
     tokenizer_fingerprint,
 )

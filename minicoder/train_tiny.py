@@ -20,7 +20,6 @@ from minicoder.config import ModelConfig
 from minicoder.data import corpus_tokenizer, prepare_repo_tokens
 from minicoder.train import TrainConfig, _read_json, find_checkpoint, load_checkpoint, train
 
-
 # -----------------------------------------------------------------------------
 # Judging samples: does a completed function parse?
 
