@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from minicoder.config import ModelConfig
-from minicoder.data import corpus_tokenizer, prepare_repo_tokens
+from minicoder.data import prepare_repo_tokens, repo_tokenizer
 from minicoder.train import TrainConfig, _read_json, find_checkpoint, load_checkpoint, train
 
 # -----------------------------------------------------------------------------
@@ -109,8 +109,8 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 96) 
 def _cli_train_tiny(args) -> int:
     t0 = time.monotonic()
     progress = not args.no_progress
-    print(f"[1/4] tokenizer: BPE, 4096 ids, on the standard library's training files (cache: {args.cache_dir})")
-    tok = corpus_tokenizer(None, ".py", 4096, cache_dir=args.cache_dir, progress=progress)
+    print(f"[1/4] tokenizer: BPE, 4096 ids, on the standard library's training repositories (cache: {args.cache_dir})")
+    tok = repo_tokenizer(None, ".py", 4096, val_fraction=0.1, cache_dir=args.cache_dir, progress=progress)
     print(f"      ready after {time.monotonic() - t0:.0f} s")
     print("[2/4] tokens: the repo-level pipeline (minicoder prepare) on the standard library: filters, "
           "dependency order, dedup, decontamination, FIM rate 0.5 (cached too)")

@@ -289,3 +289,58 @@ def test_prepare_repo_tokens_caches_and_invalidates(tmp_path, monkeypatch):
     changed = data_mod.prepare_repo_tokens(tok, corpus, cache_dir=tmp_path / "cache", val_fraction=0.3,
                                            workers=1, progress=False)
     assert len(calls) == 2 and changed.path != first.path
+
+
+def test_train_tiny_tokenizer_and_training_windows_see_no_validation_byte(tmp_path, monkeypatch):
+    """`make train-tiny`'s tokenizer learns from the training repositories only, and the training
+    shards hold no byte of a validation repository (issue: a by-file tokenizer had seen 99.3% of them)."""
+    from minicoder import data as data_mod
+    from minicoder.tokenizer import Tokenizer
+
+    corpus = tmp_path / "corpus"
+    repos = [f"repo{i:02d}" for i in range(12)]
+    for repo in repos:  # the stdlib's layout: a package per repository, plus loose top-level modules
+        (corpus / repo / "sub").mkdir(parents=True)
+        (corpus / repo / "__init__.py").write_text("")
+        (corpus / repo / "core.py").write_text(f"MARK_{repo} = 1\n\ndef f_{repo}(x):\n    return x + 1\n" * 3)
+        (corpus / repo / "sub" / "deep.py").write_text(f"from {repo}.core import f_{repo}\nDEEP_{repo} = 2\n" * 3)
+    (corpus / "loose.py").write_text("MARK_loose = 3\n" * 3)
+    split = data_mod.repo_split(corpus, 0.3)
+    assert split["val"] and set(split["val"]).isdisjoint(split["train"])
+    assert sorted(split["train"] + split["val"]) == sorted(repos + ["."])
+
+    seen = []
+    real_train = Tokenizer.train
+    monkeypatch.setattr(Tokenizer, "train", staticmethod(lambda texts, *a, **k: seen.extend(texts) or real_train(texts, *a, **k)))
+    tok = data_mod.repo_tokenizer(corpus, vocab_size=300, val_fraction=0.3, cache_dir=tmp_path / "cache", progress=False)
+    seen_text = "".join(seen)
+    marks = {r: (f"MARK_{r}" if r != "." else "MARK_loose") for r in split["train"] + split["val"]}
+    for repo in split["val"]:
+        assert marks[repo] not in seen_text and f"DEEP_{repo}" not in seen_text
+    for repo in split["train"]:
+        assert marks[repo] in seen_text
+
+    data = data_mod.prepare_repo_tokens(tok, corpus, cache_dir=tmp_path / "cache", val_fraction=0.3,
+                                        fim_rate=0.5, workers=1, progress=False)
+    val_repos = {name.rsplit("#", 1)[0] for name in data.meta["splits"]["val"]["samples"]}
+    assert val_repos == set(split["val"])
+    train_text = tok.decode(data.splits["train"].window(0, len(data.splits["train"])).tolist())
+    val_text = tok.decode(data.splits["val"].window(0, len(data.splits["val"])).tolist())
+    for repo in split["val"]:
+        assert marks[repo] not in train_text and marks[repo] in val_text
+    assert all(f"f_{repo}" in train_text for repo in split["train"] if repo != ".")
+
+
+def test_stdlib_tokenizer_files_exclude_every_validation_repository():
+    """On the real default corpus: no file under a held-out package reaches the tokenizer."""
+    from minicoder.data import STDLIB_EXCLUDE, repo_split, tokenizer_training_files
+
+    split = repo_split(None, 0.1)
+    root, rels = tokenizer_training_files(None, ".py", 0.1)
+    assert split["val"] and rels
+    held_out = set(split["val"]) - {"."}
+    assert not any(rel.split("/", 1)[0] in held_out for rel in rels)
+    if "." in split["val"]:
+        assert all("/" in rel for rel in rels)
+    for repo in held_out:  # every held-out package does have Python files that were kept out
+        assert list_source_files(root / repo, ".py", STDLIB_EXCLUDE)
