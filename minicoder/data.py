@@ -60,6 +60,8 @@ CORPUS_EXCLUDE = ("__pycache__", ".git", ".venv", "venv", "site-packages", "node
 STDLIB_EXCLUDE = CORPUS_EXCLUDE + ("test", "tests", "idlelib", "pydoc_data", "encodings")
 
 FORMAT = "minicoder-tokens-v1"
+# The modules of `minicoder prepare`, whose source is hashed into prepare_repo_tokens' cache key.
+PIPELINE_MODULES = ("prepare", "filters", "depsort", "dedup", "decontam", "fim", "tokenizer")
 
 
 def default_corpus_dir() -> Path:
@@ -334,7 +336,8 @@ def prepare_repo_tokens(tokenizer, corpus: str | Path | None = None, cache_dir: 
     near-dedup, decontamination and FIM, then the same token format as `prepare_tokens`. For the
     standard library each top-level package is a repository and the loose top-level modules are
     one more; validation holds out whole repositories (`val_fraction` of them, at least one).
-    The cache key hashes the tokenizer, the options and every file's path, size and mtime.
+    The cache key hashes the tokenizer, the options, the pipeline's source code (PIPELINE_MODULES)
+    and every corpus file's path, size and mtime.
     """
     from minicoder.prepare import PrepareConfig, prepare
 
@@ -344,6 +347,8 @@ def prepare_repo_tokens(tokenizer, corpus: str | Path | None = None, cache_dir: 
         raise NotADirectoryError(f"corpus directory not found: {root}")
     tok_hash = tokenizer_fingerprint(tokenizer)
     h = hashlib.sha256(json.dumps(["repo", FORMAT, tok_hash, val_fraction, fim_rate, seed, list(exclude)]).encode())
+    for module in PIPELINE_MODULES:  # a changed pipeline makes other tokens: its code is part of the key
+        h.update((Path(__file__).parent / f"{module}.py").read_bytes())
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in exclude and not d.startswith("."))
         for name in sorted(filenames):
