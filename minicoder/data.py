@@ -15,8 +15,11 @@ The pipeline, one function each:
 2. `split_files(rels, val_fraction)`: train/validation split BY FILE, decided by a hash of the
    relative path: deterministic on every machine, and no file has windows on both sides.
 3. `prepare_tokens(tokenizer, ...)`: reads each file as UTF-8 (files that are not valid UTF-8 are
-   counted and skipped), encodes it, and appends EOS: DeepSeek-Coder separates documents with
-   the end-of-sentence token, with no BOS between them (the model sees `file A<EOS>file B<EOS>`).
+   counted and skipped), encodes it, and appends EOS, so the model sees `file A<EOS>file B<EOS>`.
+   EOS alone separating documents is minicoder's choice: the paper does not say how DeepSeek
+   joined documents for pretraining (its released tokenizer prepends BOS to every encoding, and
+   DeepSeek LLM's models start each document with BOS). Checkpoints trained here never saw BOS,
+   so their prompts start with EOS, the way their documents do.
    Tokens go into one flat `train.bin` / `val.bin` (uint16 when the vocabulary fits, else
    uint32) beside a `meta.json` with the tokenizer's hash and the counts of files, tokens and
    source bytes per split. The result is cached under `.cache/tokens/<key>/`, where the key hashes
