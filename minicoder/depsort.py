@@ -24,7 +24,8 @@ Two choices this file makes explicit, both behind `order_repository(..., method=
   each choice to files whose remaining dependencies all lie in their own strongly connected
   component (those exist: a source component of what remains), then applies the same rule.
   It never puts a file before a dependency outside its cycle, and on a graph without cycles it
-  emits exactly what "paper" does (both then pick the smallest path among in-degree 0).
+  emits exactly what "paper" does (both then pick the smallest path among in-degree 0). This
+  default is where minicoder departs from the paper; `--order paper` restores Algorithm 1.
 
 Dependencies come from each language's import statements, resolved to files of the repository
 (imports of anything else are ignored): Python, C/C++, Java, JavaScript/TypeScript, Go, Rust
@@ -32,6 +33,15 @@ and C#. DeepSeek did this for Python, Java, C#, C and C++ (issue #43); files of 
 are isolated nodes, each its own one-file sample. Java and C# need no import for a class of the
 same package (namespace), and `import a.b.*` / `using A.B;` name a whole package: there a file
 depends on the files of that package that declare a type whose name occurs in it.
+
+Python absolute imports resolve against the `sys.path` roots a repository implies: its root,
+`src/`, and the parent of every top-level package (`lib/` for lib/mypkg/__init__.py, so an
+empty __init__.py matters and callers should keep empty files in the graph). When the root
+itself holds `__init__.py` it is a package named after the repository (`package=`): the standard
+library's email/, read as its own repository, resolves `from email.feedparser import FeedParser`
+to feedparser.py and `import email.mime.text` to mime/text.py (on Python 3.11: 29 .py files, 59
+edges, one component of 28 files beside the empty mime/__init__.py; with no package name, 0 edges
+and 29 one-file components).
 
 Left out: parsing beyond regular expressions (except Python, which uses `ast`), build-system
 include paths, conditional compilation, dynamic imports (`importlib`, computed `require`),
@@ -55,12 +65,18 @@ METHODS = ("cycle-aware", "paper")
 
 
 class Repo:
-    """The files of one repository (POSIX paths relative to its root) and lazily built indexes."""
+    """The files of one repository (POSIX paths relative to its root) and lazily built indexes.
 
-    def __init__(self, files: dict[str, str]):
+    `package` is the repository's own name as Python would import it (the directory name, e.g.
+    "email" for the standard library's email/ taken as a repository root); it only counts when the
+    root holds an `__init__.py`, i.e. when the root directory is itself that package.
+    """
+
+    def __init__(self, files: dict[str, str], package: str | None = None):
         self.files = files
         self.paths = set(files)
         self.dirs = {posixpath.dirname(p) for p in files}
+        self.root_package = package if package and "__init__.py" in self.paths else None
         self._words: dict[str, set[str]] = {}
 
     def first(self, candidates) -> str | None:
@@ -80,8 +96,11 @@ class Repo:
     # -- Python --
     @cached_property
     def python_roots(self) -> list[str]:
-        """Directories absolute imports resolve from: the repository root, `src/`, and the parent
-        of every top-level package (a directory with `__init__.py` whose parent has none)."""
+        """Directories absolute imports resolve from (entries of a `sys.path`): the repository
+        root, `src/`, and the parent of every top-level package (a directory with `__init__.py`
+        whose parent has none: `lib/` for lib/mypkg/__init__.py). The root is left out when it
+        holds an `__init__.py` itself: then it is a package, and its parent (outside the
+        repository) is what would be on `sys.path`; see `root_package`."""
         roots = {""}
         for p in self.paths:
             if p.endswith("/__init__.py"):
@@ -91,6 +110,8 @@ class Repo:
                     roots.add(parent)
         if "src" in self.dirs or any(d.startswith("src/") for d in self.dirs):
             roots.add("src")
+        if "__init__.py" in self.paths:
+            roots.discard("")
         return sorted(roots)
 
     # -- C / C++ --
@@ -205,6 +226,12 @@ def python_dependencies(path: str, text: str, repo: Repo) -> set[str]:
                 base = posixpath.dirname(base)
             bases = [base]
         else:
+            head, _, rest = module.partition(".")
+            if repo.root_package and head == repo.root_package:  # `import email.utils` inside email/
+                found = _python_targets(repo, "", rest, names)
+                if found:
+                    deps |= found
+                    continue
             bases = script_dir + repo.python_roots
         for base in bases:
             found = _python_targets(repo, base, module, names)
@@ -403,12 +430,14 @@ FINDERS = {
 }
 
 
-def find_dependencies(files: dict[str, str]) -> dict[str, set[str]]:
+def find_dependencies(files: dict[str, str], package: str | None = None) -> dict[str, set[str]]:
     """{path: set of paths of this repository that it depends on}, for every path in `files`.
 
     {"a.py": "import b", "b.py": ""} -> {"a.py": {"b.py"}, "b.py": set()}
+    With package="email" and a root __init__.py, `from email.utils import x` in a file of the
+    root resolves to utils.py (see `Repo`).
     """
-    repo = Repo(files)
+    repo = Repo(files, package)
     deps = {}
     for path in sorted(files):
         finder = FINDERS.get(language_of(path))
@@ -516,10 +545,11 @@ def topological_sort(deps: dict[str, set[str]], method: str = "cycle-aware") -> 
     return result
 
 
-def order_repository(files: dict[str, str], method: str = "cycle-aware") -> list[list[str]]:
+def order_repository(files: dict[str, str], method: str = "cycle-aware", package: str | None = None) -> list[list[str]]:
     """Paths of one repository, one list per weakly connected component, each in emission order;
-    components ordered by their smallest path."""
-    return topological_sort(find_dependencies(files), method)
+    components ordered by their smallest path. `package`: the repository's own import name (see
+    `Repo`); pass the directory's name when the root may itself be a Python package."""
+    return topological_sort(find_dependencies(files, package), method)
 
 
 # -----------------------------------------------------------------------------
@@ -552,11 +582,26 @@ def path_comment(path: str) -> str:
 def concatenate(files: dict[str, str], component: list[str]) -> str:
     """One sample: the files of `component` in order, each under a comment naming its path,
     separated by a blank line: ["b.py", "a.py"] -> '# b.py\n<b.py>\n# a.py\n<a.py>'."""
-    parts = []
-    for path in component:
-        text = files[path] if files[path].endswith("\n") else files[path] + "\n"
-        parts.append(f"{path_comment(path)}\n{text}")
-    return "\n".join(parts)
+    return concatenate_with_spans(files, component)[0]
+
+
+def concatenate_with_spans(files: dict[str, str], component: list[str]) -> tuple[str, list[tuple[int, int, int]]]:
+    """`concatenate`, and where each file lies in the sample: one (head_start, body_start,
+    body_end) per file, the head being its path comment line and the body its text (what
+    minicoder.fim.encode_fim_files cuts, file by file).
+
+    {"b.py": "B = 1", "a.py": "A = 2\n"}, ["b.py", "a.py"]
+        -> ("# b.py\nB = 1\n\n# a.py\nA = 2\n", [(0, 7, 13), (14, 21, 27)])
+    """
+    pieces, spans, pos = [], [], 0
+    for i, path in enumerate(component):
+        head = f"{path_comment(path)}\n"
+        body = files[path] if files[path].endswith("\n") else files[path] + "\n"
+        sep = "\n" if i < len(component) - 1 else ""
+        spans.append((pos, pos + len(head), pos + len(head) + len(body)))
+        pieces += [head, body, sep]
+        pos += len(head) + len(body) + len(sep)
+    return "".join(pieces), spans
 
 
 def repository_samples(files: dict[str, str], method: str = "cycle-aware") -> list[str]:

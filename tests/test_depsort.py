@@ -6,6 +6,10 @@ Oracles: hand-derived graphs and orders of the shipped repositories (data_sample
 for real standard-library packages, imports found independently here with `ast` and
 `importlib.util.resolve_name`, and strongly connected components from Tarjan's algorithm written
 here (the library uses Kosaraju's).
+
+The pipeline reads each top-level stdlib package as its own repository root (email/ holds
+feedparser.py, mime/text.py, ... while the code says `from email.feedparser import FeedParser`):
+the "real layout" tests below read packages that way, through `prepare.read_repository` too.
 """
 
 import ast
@@ -17,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from minicoder.data import STDLIB_EXCLUDE
 from minicoder.depsort import (
     METHODS,
     _expand_use,
+    concatenate_with_spans,
     find_dependencies,
     order_repository,
     path_comment,
@@ -27,6 +33,8 @@ from minicoder.depsort import (
     repository_samples,
     topological_sort,
 )
+from minicoder.filters import FilterConfig
+from minicoder.prepare import read_repository
 
 REPOS = Path(__file__).resolve().parents[1] / "data_samples" / "repos"
 EXPECTED = {k: v for k, v in json.loads((REPOS / "EXPECTED.json").read_text()).items() if not k.startswith("_")}
@@ -146,16 +154,19 @@ def test_paper_method_misplaces_a_file_that_cycle_aware_places():
 
 # -- real standard-library packages --
 
-def stdlib_imports(files: dict[str, str]) -> dict[str, set[str]]:
+def stdlib_imports(files: dict[str, str], root_package: str = "") -> dict[str, set[str]]:
     """The in-package imports of a standard-library package, found independently: resolve every
-    import to an absolute module name and map names to files by the package's own layout."""
+    import to an absolute module name and map names to files by the package's own layout.
+    root_package: the dotted name of the directory `files` are relative to ("" for the stdlib
+    root, "email" when email/ is the repository root)."""
+    prefix = f"{root_package}." if root_package else ""
     module_file = {}
     for path in files:
-        name = path[: -len(".py")].replace("/", ".")
+        name = prefix + path[: -len(".py")].replace("/", ".")
         module_file[name.removesuffix(".__init__")] = path
     graph = {}
     for path, text in files.items():
-        package = path.rsplit("/", 1)[0].replace("/", ".")
+        package = (prefix + path).rsplit("/", 1)[0].replace("/", ".") if "/" in path else root_package
         found = set()
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Import):
@@ -180,6 +191,105 @@ def test_standard_library_package(package):
     for path in files:
         assert oracle[path] <= deps[path], f"{path}: imports {oracle[path] - deps[path]} not found"
     assert check_order(deps, order_repository(files)) == []
+
+
+def read_package(package: str) -> dict[str, str]:
+    """A stdlib package as the pipeline reads it: paths relative to the package directory, without
+    the test directories the default corpus skips."""
+    root = STDLIB / package
+    return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.py"))
+            if not set(p.relative_to(root).parts[:-1]) & set(STDLIB_EXCLUDE)}
+
+
+def pipeline_samples(name: str, root: Path) -> list[list[str]]:
+    """The files of each sample `prepare.read_repository` makes of one repository, in order (read
+    back from the path comments the samples carry)."""
+    job = (name, str(root), True, FilterConfig(), "cycle-aware", STDLIB_EXCLUDE, None)
+    _, samples, _, _ = read_repository(job)
+    header = {f"{path_comment(q)}\n": q for q in (r.relative_to(root).as_posix() for r in root.rglob("*"))}
+    return [[header[text[h:b]] for h, b, _ in spans] for _, text, _, spans in samples]
+
+
+@pytest.mark.parametrize("package", ["json", "email", "asyncio", "importlib", "concurrent", "xml"])
+def test_real_layout_package_as_repository_root(package):
+    """email/ as the repository root: `from email.feedparser import FeedParser` -> feedparser.py."""
+    files = read_package(package)
+    oracle = stdlib_imports(files, root_package=package)
+    deps = find_dependencies(files, package=package)
+    assert deps == oracle
+    assert check_order(deps, order_repository(files, package=package)) == []
+    # the package name counts only for the repository's own name: under another name, or with
+    # no name, absolute self-imports find nothing (the root is a package, not a sys.path entry)
+    if package == "email":
+        assert sum(map(len, find_dependencies(files).values())) == 0
+        assert sum(map(len, find_dependencies(files, package="mail").values())) == 0
+
+
+def test_email_through_the_pipeline_is_a_few_ordered_samples():
+    """The issue's measure: email reached training as 29 one-file samples with 0 edges."""
+    files = read_package("email")
+    oracle = stdlib_imports(files, root_package="email")
+    assert sum(map(len, oracle.values())) >= 50
+    samples = pipeline_samples("email", STDLIB / "email")
+    assert len(samples) <= 3
+    emitted = [p for s in samples for p in s if p.endswith(".py")]  # (also architecture.rst, on its own)
+    assert sorted(emitted) == sorted(p for p in files if files[p].strip())  # the empty mime/__init__.py is left out
+    # every edge between emitted files stays in one sample, the dependency first unless a cycle joins them
+    where = {p: (i, j) for i, s in enumerate(samples) for j, p in enumerate(s)}
+    scc = tarjan(oracle)
+    for v, ds in oracle.items():
+        for d in ds & set(where):
+            assert where[v][0] == where[d][0], (v, d)
+            assert scc[v] == scc[d] or where[d][1] < where[v][1], (v, d)
+
+
+def test_distutils_through_the_pipeline():
+    if not (STDLIB / "distutils").is_dir():
+        pytest.skip("distutils is not in this Python (removed in 3.12)")
+    files = read_package("distutils")
+    assert sum(map(len, stdlib_imports(files, root_package="distutils").values())) >= 100
+    assert 1 <= len(pipeline_samples("distutils", STDLIB / "distutils")) <= 2
+
+
+def test_nested_packages_with_empty_init_stay_one_sample():
+    """python_nested: lib/ is a sys.path root only because lib/unitfmt/__init__.py (empty) exists.
+    Dropping empty files before parsing (the old pipeline) cut the repository into three samples."""
+    root = REPOS / "python_nested"
+    files = read_repo(root)
+    empty = sorted(p for p, t in files.items() if not t.strip())
+    assert empty == ["lib/unitfmt/__init__.py", "src/units/__init__.py", "src/units/core/__init__.py"]
+    assert pipeline_samples("python_nested", root) == [[p for p in EXPECTED["python_nested"]["order"][1]]]
+    without_empty = order_repository({p: t for p, t in files.items() if p not in empty})
+    assert len(without_empty) == 3
+
+
+def test_empty_file_joining_two_files_does_not_split_them(tmp_path):
+    """a.py and b.py meet only in the empty pkg/__init__.py: it stays in the graph, leaves the sample."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "a.py").write_text("import pkg\n")
+    (tmp_path / "b.py").write_text("import pkg\n\nB = 2\n")
+    (tmp_path / "c.py").write_text("CONSTANT = 3\n")
+    assert pipeline_samples("repo", tmp_path) == [["a.py", "b.py"], ["c.py"]]
+
+
+def test_root_package_resolution_by_hand():
+    files = {"__init__.py": "", "a.py": "from mypkg.b import x\nimport mypkg\n", "b.py": "x = 1\n",
+             "c.py": "import b\nfrom mypkg import sub\n", "sub/__init__.py": "import mypkg.sub.leaf\n",
+             "sub/leaf.py": "from mypkg import b as bee\n"}
+    deps = find_dependencies(files, package="mypkg")
+    assert deps == {"__init__.py": set(), "a.py": {"b.py", "__init__.py"}, "b.py": set(),
+                    "c.py": {"sub/__init__.py"},  # `import b` inside a package is absolute: not b.py
+                    "sub/__init__.py": {"sub/leaf.py"}, "sub/leaf.py": {"b.py"}}
+    assert find_dependencies({k: v for k, v in files.items() if k != "__init__.py"}, package="mypkg")["a.py"] == set()
+
+
+def test_concatenate_with_spans():
+    files = {"b.py": "B = 1", "a.py": "A = 2\n"}
+    text, spans = concatenate_with_spans(files, ["b.py", "a.py"])
+    assert text == "# b.py\nB = 1\n\n# a.py\nA = 2\n" and spans == [(0, 7, 13), (14, 21, 27)]
+    assert [text[h:b] for h, b, _ in spans] == ["# b.py\n", "# a.py\n"]
+    assert [text[b:e] for _, b, e in spans] == ["B = 1\n", "A = 2\n"]
 
 
 # -- the two methods on random graphs --
