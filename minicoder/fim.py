@@ -22,6 +22,14 @@ when `apply_fim` changed it, and a file that merely *mentions* `<｜fim▁hole�
 turned into control tokens. `encode_fim` builds the ids piece by piece instead, which does that
 bookkeeping for you and also keeps SPM's prefix/middle seam (the pipeline should prefer it).
 
+Which document. DeepSeek-Coder section 3.1 cuts each *code file*; minicoder's training samples are
+whole repository components (several files in dependency order, minicoder.depsort), so
+`encode_fim_files` decides per file: each file of a sample independently becomes a PSM segment with
+probability `rate`, its path comment kept whole at the start of the prefix, so that every middle lies
+within one file; the sample stays one document ending in EOS. A FIM'd file that is not the last
+one is followed by the next file's plain text, so the model learns that a middle may end where the
+next `# path` comment begins, not only at EOS. `encode_fim` is the one-file case.
+
 At inference, `fim_prompt(prefix, suffix)` gives `<｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>` and
 the model generates the middle (encode it with `bos=True`, as DeepSeek's tokenizer adds BOS).
 
@@ -146,16 +154,51 @@ def encode_fim(tok, text: str, rng, rate: float = 0.5, mode: str = "psm", eos: b
     `apply_fim` string with the FIM tokens allowed (the tokenizer cuts at special tokens first); in
     SPM the string runs prefix and middle together, and the ids keep the seam the string loses.
     """
+    ids, _ = encode_fim_files(tok, text, [(0, 0, len(text))], rng, rate, mode, eos)
+    return ids
+
+
+def _fim_ids(tok, prefix: str, middle: str, suffix: str, mode: str) -> list[int]:
+    """The ids of one FIM segment, each part encoded on its own with no specials allowed."""
+    p, m, s = tok.encode(prefix), tok.encode(middle), tok.encode(suffix)
+    if mode == "psm":
+        return [tok.fim_begin_id, *p, tok.fim_hole_id, *s, tok.fim_end_id, *m]
+    return [tok.fim_begin_id, tok.fim_hole_id, *s, tok.fim_end_id, *p, *m]
+
+
+def encode_fim_files(tok, text: str, spans: list[tuple[int, int, int]], rng, rate: float = 0.5,
+                     mode: str = "psm", eos: bool = True) -> tuple[list[int], list[bool]]:
+    """File-level FIM inside one multi-file sample: each file independently becomes a FIM segment
+    with probability `rate`; the rest of the sample stays plain text. Returns (ids, FIM'd per file).
+
+    spans: one (head_start, body_start, body_end) per file, in order and not overlapping:
+    text[head_start:body_start] is the file's header (its path comment) and text[body_start:body_end]
+    its code. Cuts fall only in the code, and the header is the fixed start of the prefix, so a
+    middle never leaves its file and the model sees the path before the hole, as a user's prompt
+    `# path\n<code before the cursor>` would show it. Text outside the spans (the blank line between
+    files) stays plain. For one file (the draws per file are `split_fim`'s):
+
+        "# a.py\nx = 1\ny = 2\n" with cuts 6, 12 of the body "x = 1\ny = 2\n" ->
+        <｜fim▁begin｜># a.py\nx = 1\n<｜fim▁hole｜><｜fim▁end｜>y = 2\n
+
+    encode_fim(tok, text, rng) is the one-span case [(0, 0, len(text))]. Plain runs between FIM
+    segments are encoded whole, so a sample with no FIM'd file encodes exactly as `tok.encode(text)`.
+    """
     _check_rate_mode(rate, mode)
     if None in (tok.fim_begin_id, tok.fim_hole_id, tok.fim_end_id) or (eos and tok.eos_id is None):
         raise ValueError("the tokenizer lacks DeepSeek-Coder's FIM or EOS tokens; train it with the default special tokens")
-    parts = split_fim(text, rng, rate)
-    if parts is None:
-        ids = tok.encode(text)
-    else:
-        prefix, middle, suffix = (tok.encode(p) for p in parts)
-        if mode == "psm":
-            ids = [tok.fim_begin_id, *prefix, tok.fim_hole_id, *suffix, tok.fim_end_id, *middle]
-        else:
-            ids = [tok.fim_begin_id, tok.fim_hole_id, *suffix, tok.fim_end_id, *prefix, *middle]
-    return ids + [tok.eos_id] if eos else ids
+    ids, plain_from, fimmed = [], 0, []
+    for head_start, body_start, body_end in spans:
+        if not plain_from <= head_start <= body_start <= body_end <= len(text):
+            raise ValueError(f"span {(head_start, body_start, body_end)} is out of order or outside the text "
+                             f"(length {len(text)}); give (head_start, body_start, body_end) per file, in order")
+        parts = split_fim(text[body_start:body_end], rng, rate)
+        fimmed.append(parts is not None)
+        if parts is None:
+            continue
+        prefix, middle, suffix = parts
+        ids += tok.encode(text[plain_from:head_start])
+        ids += _fim_ids(tok, text[head_start:body_start] + prefix, middle, suffix, mode)
+        plain_from = body_end
+    ids += tok.encode(text[plain_from:])
+    return (ids + [tok.eos_id] if eos else ids), fimmed

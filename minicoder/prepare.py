@@ -5,35 +5,58 @@ DeepSeek-Coder section 2 ("Data Collection") in order, one step per module:
     walk      each top-level subdirectory of --corpus is one repository (files directly under the
               corpus root form one more, named "."); with no subdirectories the corpus is a single
               repository. Hidden directories (.git) are not entered; symlinks are never followed.
-    filter    minicoder.filters: the StarCoder rules (plus binary, not UTF-8, empty, too large)
-    decontam  minicoder.decontam: files sharing a 10-gram with HumanEval are dropped. The paper
-              "filter[s] out files containing docstrings, questions, and solutions" from benchmarks;
-              doing it per file, before files are joined, keeps one stray file (doctest.py spells
-              out "0 1 2 ... 9" like HumanEval/78) from taking its whole repository with it.
-    order     minicoder.depsort: per repository, Algorithm 1; one sample per connected component,
-              files concatenated in dependency order under path comments
-    dedup     minicoder.dedup: near-duplicate samples (MinHash + LSH, Jaccard >= 0.7); each cluster
-              keeps its first sample
+              For the standard library each package (email/, json/, ...) is a repository whose root
+              is the package itself.
+    filter    minicoder.filters: the StarCoder rules (plus binary, not UTF-8, empty, too large,
+              auto-generated headers). Empty files (an empty __init__.py) stay in the dependency
+              graph of the next step, then are left out of the samples.
+    decontam  minicoder.decontam: files sharing a 10-gram with HumanEval, or holding one of its
+              3-to-9-token texts verbatim, are dropped (section 2.4).
+    order     minicoder.depsort: per repository, the dependency graph (Python imports of the
+              repository's own package, `from email.utils import x` inside email/, included) and
+              one sample per weakly connected component, files concatenated in dependency order
+              under path comments (section 2.2)
+    dedup     minicoder.dedup, at the repository level (section 2.3): one text per repository (its
+              samples joined), MinHash + LSH at Jaccard >= 0.7; a repository is kept or dropped
+              whole, each cluster keeping its first repository by name. manifest.json records
+              which repository was dropped as a duplicate of which ("duplicate_repositories").
     split     train / validation by repository (by sample when there is only one repository),
               decided by a hash of the name, so it is the same on every machine
-    FIM       minicoder.fim: training samples become PSM fill-in-the-middle samples at rate 0.5;
-              each sample's generator is seeded by --seed and the sample's name, so the result does
-              not depend on the number of workers. Validation stays plain left-to-right code.
+    FIM       minicoder.fim.encode_fim_files, per file (section 3.1): each file of a training
+              sample independently becomes a PSM segment with probability --fim-rate (0.5), its
+              path comment at the head of the prefix and its middle within the file; the sample
+              stays one document. Each sample's generator is seeded by --seed and its name, so the
+              result does not depend on the number of workers. Validation stays plain code.
     tokenize  every sample followed by EOS, into flat token shards
 
+Where minicoder departs from the paper, and why:
+- Ordering: the default `--order cycle-aware` never puts a file before a dependency outside its own
+  cycle; the paper's Algorithm 1 as printed (`--order paper`) can (see minicoder.depsort). On a
+  graph without cycles both give the same order.
+- Decontamination is per file, before files are joined into samples: one stray file (doctest.py
+  spells out "0 1 2 ... 9" like HumanEval/78) does not take its whole repository with it. The
+  paper says it filters "files" too, but not at which stage.
+- Document separation: samples are separated by EOS only, no BOS between them (as in GPT-2 and
+  nanoGPT). The paper does not say how documents are separated when packed; DeepSeek-Coder's
+  released tokenizer adds BOS at the start of every text it encodes, and whether its training
+  data had one is not published. minicoder checkpoints never see BOS, so prompt them without.
+- Repository-level dedup for every language: DeepSeek's maintainers say they deduplicate whole
+  repositories only for the languages whose dependencies they parse (Python, Java, C#, C, C++)
+  and single files for the others (deepseek-ai/DeepSeek-Coder#43).
+
 The output directory is what `minicoder.data.TokenData.load` reads: `meta.json` (format
-"minicoder-tokens-v1": dtype, and per split its shards, samples, tokens and source bytes), the
-shards `train_000.bin`, `val_000.bin`, ... (uint16 when the vocabulary fits, else uint32), and
-`manifest.json`, the account of the run (files seen and kept, drops by rule, duplicates removed,
-decontaminated files, FIM share, tokenizer, seed). Everything is written into a temporary
-directory beside --out, which is renamed into place at the end: a killed run leaves no half output.
+"minicoder-tokens-v1": dtype, and per split its shards, samples, files, tokens and source bytes),
+the shards `train_000.bin`, `val_000.bin`, ... (uint16 when the vocabulary fits, else uint32), and
+`manifest.json`, the account of the run (files seen and kept, drops by rule, repositories dropped
+as duplicates, decontaminated files, FIM'd files and their share, tokenizer, seed). Everything is
+written into a temporary directory beside --out, which is renamed into place at the end: a killed
+run leaves no half output.
 
 Worker processes (--workers) read, filter, decontaminate and order (a multiprocessing Pool over
 repositories), then tokenize (a Pool over chunks of samples).
 
-Left out: streaming corpora larger than memory (samples are held in memory between the steps),
-language-specific dedup policies (DeepSeek deduplicates files, not repositories, for languages
-whose dependencies it does not parse), and the model-based quality filter the paper mentions.
+Left out: streaming corpora larger than memory (samples are held in memory between the steps) and
+the model-based quality filter the paper mentions.
 """
 
 import json
@@ -48,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .depsort import METHODS, concatenate, order_repository
+from .depsort import METHODS, concatenate_with_spans, order_repository
 from .filters import FilterConfig, FilterReport, check
 
 
@@ -62,10 +85,11 @@ class PrepareConfig:
         tokenizer: path of a tokenizer.json (a minicoder/HF byte-level BPE with DeepSeek's specials).
         workers: worker processes; 1 runs everything in this process.
         seed: seeds the FIM draws.
-        fim_rate: share of training samples turned into FIM samples (DeepSeek-Coder: 0.5).
+        fim_rate: probability that a training file becomes a FIM segment (DeepSeek-Coder: 0.5).
         val_fraction: share of repositories held out for validation.
-        dedup_threshold: MinHash Jaccard at or above which two samples are near-duplicates.
-        decontaminate: drop files that share a 10-gram with HumanEval.
+        dedup_threshold: MinHash Jaccard at or above which two repositories are near-duplicates.
+        decontaminate: drop files that share a 10-gram with HumanEval (or hold one of its 3-to-9-token
+            texts whole; see minicoder.decontam).
         order: "cycle-aware" or "paper" (see minicoder.depsort).
         exclude: directory names never entered (nor taken as repositories), besides hidden ones.
         shard_tokens: tokens per shard file.
@@ -133,17 +157,26 @@ def list_repositories(corpus: Path, exclude: tuple[str, ...] = ()) -> list[tuple
     return repos
 
 
-def read_repository(job: tuple) -> tuple[str, list[tuple[str, str, int]], FilterReport, list[dict]]:
+def read_repository(job: tuple) -> tuple[str, list[tuple[str, str, int, list]], FilterReport, list[dict]]:
     """Walk, read, filter, decontaminate and order one repository.
 
-    Returns (name, [(sample name, text, number of files)], report, [decontaminated file]).
+    job: (name, root, recursive, filter config, order method, excluded directory names,
+    decontaminator or None). Returns (name, [(sample name, text, number of files, spans)], report,
+    [decontaminated file]), spans as `depsort.concatenate_with_spans` gives them.
+
+    Python imports of the repository's own package resolve to its files: `name` is passed to the
+    ordering as the package name, so `from email.utils import x` inside the stdlib's email/ (taken
+    as a repository root holding __init__.py) finds utils.py. Files dropped only for being empty
+    (usually an empty __init__.py) stay in the dependency graph, where they make packages and
+    `sys.path` roots (`lib/mypkg/__init__.py`) visible and may link files into one component; they
+    are left out of the samples afterwards, without splitting the component.
 
     Symlinks (to files or directories) count as "symlink" and are never followed, so a link loop
     cannot trap the walk; sockets, FIFOs and devices count as "not_a_file"; a file over the size
     limit counts as "too_large" from its size alone, without being read.
     """
     name, root, recursive, cfg, order, exclude, decontaminator = job
-    report, files, contaminated = FilterReport(), {}, []
+    report, files, empty, contaminated = FilterReport(), {}, {}, []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         kept_dirs = []
         for d in sorted(dirnames):
@@ -168,9 +201,17 @@ def read_repository(job: tuple) -> tuple[str, list[tuple[str, str, int]], Filter
             report.add(reason)
             if reason is None:
                 files[rel] = raw.decode("utf-8")
-    components = order_repository(files, method=order) if files else []
-    samples = [(f"{name}#{i}", concatenate(files, c), len(c)) for i, c in enumerate(components)]
+            elif reason.startswith("empty:"):
+                empty[rel] = raw.decode("utf-8")
+    components = order_repository({**files, **empty}, method=order, package=name) if files else []
+    components = [kept for c in components if (kept := [p for p in c if p not in empty])]
+    samples = [(f"{name}#{i}", *_joined(files, c)) for i, c in enumerate(components)]
     return name, samples, report, contaminated
+
+
+def _joined(files: dict[str, str], component: list[str]) -> tuple[str, int, list]:
+    text, spans = concatenate_with_spans(files, component)
+    return text, len(component), spans
 
 
 def _read_file(full: str, rel: str, cfg: FilterConfig) -> tuple[str | None, bytes | None]:
@@ -197,18 +238,22 @@ def _read_file(full: str, rel: str, cfg: FilterConfig) -> tuple[str | None, byte
 # Step 3 (workers): FIM and tokenize a chunk of samples
 
 
-def encode_chunk(job: tuple) -> list[tuple[str, np.ndarray, bool]]:
-    """[(sample name, token ids ending in EOS, whether FIM was applied)] for a chunk of samples."""
+def encode_chunk(job: tuple) -> list[tuple[str, np.ndarray, int]]:
+    """[(sample name, token ids ending in EOS, number of files made FIM)] for a chunk of samples.
+
+    Chunk items are (name, text, split, spans). FIM is per file (`fim.encode_fim_files`), each
+    sample's draws seeded by the run's seed and the sample's name.
+    """
     chunk, tok, fim_rate, seed, dtype = job
-    from .fim import encode_fim
+    from .fim import encode_fim_files
 
     out = []
-    for name, text, split in chunk:
+    for name, text, split, spans in chunk:
         if split == "train" and fim_rate > 0:
-            ids = encode_fim(tok, text, random.Random(f"{seed}:{name}"), fim_rate, "psm")
-            out.append((name, np.asarray(ids, dtype=dtype), ids[0] == tok.fim_begin_id))
+            ids, fimmed = encode_fim_files(tok, text, spans, random.Random(f"{seed}:{name}"), fim_rate, "psm")
+            out.append((name, np.asarray(ids, dtype=dtype), sum(fimmed)))
         else:  # plain text never yields a FIM id: specials are not allowed in `encode`
-            out.append((name, np.asarray(tok.encode(text) + [tok.eos_id], dtype=dtype), False))
+            out.append((name, np.asarray(tok.encode(text) + [tok.eos_id], dtype=dtype), 0))
     return out
 
 
@@ -273,19 +318,42 @@ def _check_out(out: Path) -> None:
                          "pass a new or empty directory")
 
 
-def _split(samples: list[tuple[str, str, int]], val_fraction: float) -> dict[str, str]:
-    """{sample name: "train" | "val"}: by repository, or by sample if there is one repository."""
+def _split(samples: list[tuple], val_fraction: float) -> dict[str, str]:
+    """{sample name: "train" | "val"}: by repository, or by sample if there is one repository.
+
+    samples: tuples whose first item is the sample name "<repository>#<i>" (the rest is not read).
+    """
     from .data import split_files
 
-    repos = sorted({name.rsplit("#", 1)[0] for name, _, _ in samples})
+    names = [s[0] for s in samples]
+    repos = sorted({name.rsplit("#", 1)[0] for name in names})
     by_repo = len(repos) >= 2
-    units = repos if by_repo else sorted(name for name, _, _ in samples)
+    units = repos if by_repo else sorted(names)
     if len(units) < 2:
         raise ValueError(f"only {len(samples)} sample(s) survived filtering, decontamination and dedup; "
                          "the train/validation split needs at least 2: add repositories to the corpus")
     val = set(split_files(units, val_fraction)["val"])
     return {name: "val" if (name.rsplit("#", 1)[0] if by_repo else name) in val else "train"
-            for name, _, _ in samples}
+            for name in names}
+
+
+def _repository_duplicates(samples: list[tuple], threshold: float) -> dict[str, str]:
+    """{dropped repository: the repository it near-duplicates} (DeepSeek-Coder section 2.3).
+
+    One text per repository, its samples joined in order; MinHash + LSH clusters them and each
+    cluster keeps its first repository (by name), so repositories are kept or dropped whole and
+    no single file is ever removed from a repository.
+    """
+    from .dedup import near_duplicate_clusters
+
+    texts: dict[str, list[str]] = {}
+    for s in samples:
+        texts.setdefault(s[0].rsplit("#", 1)[0], []).append(s[1])
+    names = sorted(texts)
+    if len(names) < 2:
+        return {}
+    clusters = near_duplicate_clusters(["\n".join(texts[n]) for n in names], threshold)
+    return {names[i]: names[c[0]] for c in clusters for i in c[1:]}
 
 
 def _map(fn, jobs: list, workers: int):
@@ -303,7 +371,6 @@ def prepare(cfg: PrepareConfig) -> dict:
 
     from .data import FORMAT, token_dtype, tokenizer_fingerprint
     from .decontam import Decontaminator
-    from .dedup import deduplicate
     from .tokenizer import Tokenizer
 
     corpus, out = Path(cfg.corpus), Path(cfg.out)
@@ -335,17 +402,17 @@ def prepare(cfg: PrepareConfig) -> dict:
                          "put one subdirectory of source files per repository in it")
     n_ordered = len(samples)
 
-    # 2. near-deduplicate whole samples; each cluster keeps its first
-    kept, removed = deduplicate([text for _, text, _ in samples], cfg.dedup_threshold) if samples else ([], [])
-    duplicates = [samples[i][0] for i in removed]
-    samples = [samples[i] for i in kept]
+    # 2. near-deduplicate whole repositories; each cluster keeps its first
+    duplicate_of = _repository_duplicates(samples, cfg.dedup_threshold)
+    duplicates = [s[0] for s in samples if s[0].rsplit("#", 1)[0] in duplicate_of]
+    samples = [s for s in samples if s[0].rsplit("#", 1)[0] not in duplicate_of]
 
     # 3. split, FIM and tokenize (a worker per chunk of samples)
     split_of = _split(samples, cfg.val_fraction)
     dtype = token_dtype(tok.vocab_size)
     order = sorted(range(len(samples)), key=lambda i: split_of[samples[i][0]] == "val")  # train first
-    items = [(samples[i][0], samples[i][1], split_of[samples[i][0]]) for i in order]
-    sizes = [len(text) for _, text, _ in items]
+    items = [(samples[i][0], samples[i][1], split_of[samples[i][0]], samples[i][3]) for i in order]
+    sizes = [len(item[1]) for item in items]
     jobs = [(chunk, tok, cfg.fim_rate, cfg.seed, dtype)
             for chunk in _chunks(items, sizes, 4 * cfg.workers)]
 
@@ -355,8 +422,8 @@ def prepare(cfg: PrepareConfig) -> dict:
     try:
         writers = {s: ShardWriter(tmp, s, dtype, cfg.shard_tokens) for s in ("train", "val")}
         info = {s: {"samples": [], "files": 0, "bytes": 0} for s in writers}
-        texts = {name: (text, n_files) for name, text, n_files in samples}
-        fim_samples = 0
+        texts = {name: (text, n_files) for name, text, n_files, _ in samples}
+        fim_samples = fim_files = 0
         bar = tqdm(total=sum(sizes), unit="B", unit_scale=True, desc="tokenizing", disable=not cfg.progress)
         for result in _map(encode_chunk, jobs, cfg.workers):
             for name, ids, fim in result:
@@ -367,30 +434,32 @@ def prepare(cfg: PrepareConfig) -> dict:
                 info[split]["samples"].append(name)
                 info[split]["files"] += n_files
                 info[split]["bytes"] += len(text.encode("utf-8"))
-                fim_samples += fim
+                fim_samples += fim > 0
+                fim_files += fim
         bar.close()
         splits = {s: {"shards": w.close(), "tokens": w.tokens, **info[s]} for s, w in writers.items()}
 
         meta = {"format": FORMAT, "tokenizer_sha256": tokenizer_fingerprint(tok), "vocab_size": tok.vocab_size,
                 "eos_id": tok.eos_id, "separator": "eos after each sample", "dtype": dtype.name,
                 "corpus": str(corpus), "fim": {"rate": cfg.fim_rate, "seed": cfg.seed, "mode": "psm",
-                                               "splits": ["train"]},
+                                               "unit": "file", "splits": ["train"]},
                 "splits": splits}
-        n_train = len(splits["train"]["samples"])
         manifest = {
             "corpus": str(corpus),
             "repositories": len(repos),
             "empty_repositories": empty_repos,
             **report.to_dict(),
             "repository_samples": n_ordered,
-            "duplicates_removed": len(duplicates),
+            "duplicates_removed": len(duplicate_of),
+            "duplicate_repositories": duplicate_of,
             "duplicate_samples": duplicates,
             "decontaminated": len(contaminated),
             "decontaminated_files": contaminated,
             "samples": {s: len(splits[s]["samples"]) for s in splits},
             "tokens": {s: splits[s]["tokens"] for s in splits},
+            "fim_files": fim_files,
             "fim_samples": fim_samples,
-            "fim_share": fim_samples / n_train,
+            "fim_share": fim_files / max(splits["train"]["files"], 1),
             "tokenizer": str(cfg.tokenizer),
             "tokenizer_sha256": meta["tokenizer_sha256"],
             "seed": cfg.seed,
@@ -433,12 +502,12 @@ def register_cli(sub) -> None:
     p.add_argument("--workers", type=int, default=defaults.workers, help="worker processes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the FIM draws (default: %(default)s)")
     p.add_argument("--fim-rate", type=float, default=defaults.fim_rate,
-                   help="share of training samples made fill-in-the-middle, PSM (default: %(default)s)")
+                   help="share of training files made fill-in-the-middle (PSM), each drawn on its own (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
                    help="share of repositories held out for validation (default: %(default)s)")
     p.add_argument("--dedup-threshold", type=float, default=defaults.dedup_threshold,
-                   help="MinHash Jaccard at which samples are near-duplicates (default: %(default)s)")
-    p.add_argument("--no-decontaminate", action="store_true", help="keep files that share a 10-gram with HumanEval")
+                   help="MinHash Jaccard at which two repositories are near-duplicates (default: %(default)s)")
+    p.add_argument("--no-decontaminate", action="store_true", help="keep files that share a 10-gram or a short benchmark string with HumanEval")
     p.add_argument("--order", choices=METHODS, default=defaults.order,
                    help="dependency ordering: cycle-aware (default) or the paper's Algorithm 1 as printed")
     p.add_argument("--exclude", nargs="*", default=list(defaults.exclude), metavar="NAME",
@@ -460,8 +529,8 @@ def _cli_prepare(args) -> int:
     m = prepare(cfg)
     drops = ", ".join(f"{k} {v}" for k, v in m["drops"].items()) or "none"
     print(f"{m['repositories']} repositories, {m['files_seen']} files, {m['files_kept']} kept (dropped: {drops})")
-    print(f"{m['repository_samples']} samples, {m['duplicates_removed']} near-duplicates, "
+    print(f"{m['repository_samples']} samples, {m['duplicates_removed']} near-duplicate repositories dropped, "
           f"{m['decontaminated']} files decontaminated; train {m['samples']['train']} samples / "
-          f"{m['tokens']['train']:,} tokens ({m['fim_share']:.0%} FIM), val {m['samples']['val']} / "
+          f"{m['tokens']['train']:,} tokens ({m['fim_share']:.0%} of files FIM), val {m['samples']['val']} / "
           f"{m['tokens']['val']:,} -> {cfg.out}")
     return 0

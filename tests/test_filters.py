@@ -17,7 +17,6 @@ from minicoder.filters import (
     rule_name,
 )
 
-
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 

@@ -1,6 +1,10 @@
 """`minicoder prepare` end to end on a small corpus full of awkward files.
 
 Run: .venv/bin/pytest tests/test_prepare.py -q
+
+Checked here: repositories are deduplicated whole (section 2.3), FIM is drawn per file inside a
+repository sample and every middle lies within one file (section 3.1), and the tokens decode back
+to the samples `depsort` makes of the files on disk.
 """
 
 import json
@@ -15,9 +19,8 @@ from minicoder.cli import main
 from minicoder.data import TokenData
 from minicoder.decontam import load_humaneval
 from minicoder.depsort import repository_samples
-from minicoder.fim import restore_fim
 from minicoder.prepare import PrepareConfig, ShardWriter, prepare
-from minicoder.tokenizer import FIM_BEGIN, Tokenizer, default_tokenizer_path
+from minicoder.tokenizer import FIM_BEGIN, FIM_END, FIM_HOLE, Tokenizer, default_tokenizer_path
 
 REPOS = Path(__file__).resolve().parents[1] / "data_samples" / "repos"
 
@@ -79,18 +82,41 @@ def test_manifest_counts(prepared):
     assert m["decontaminated"] == 1 and m["decontaminated_files"][0]["file"] == "repo_c/solution.py"
     assert "HumanEval/0" in m["decontaminated_files"][0]["reason"]
     assert m["repository_samples"] == 3 + 3 + 1
-    assert m["duplicates_removed"] == 3 and m["duplicate_samples"] == ["repo_b#0", "repo_b#1", "repo_b#2"]
+    # repo_b is a near copy of repo_a: it goes whole, and the manifest says of which
+    assert m["duplicates_removed"] == 1 and m["duplicate_repositories"] == {"repo_b": "repo_a"}
+    assert m["duplicate_samples"] == ["repo_b#0", "repo_b#1", "repo_b#2"]
     assert sum(m["samples"].values()) == 4
     assert m["seed"] == 0 and m["tokenizer"] == str(default_tokenizer_path())
+
+
+def unfim_files(sample: str, files: dict[str, str]) -> tuple[str, int]:
+    """Undo file-level FIM in a decoded sample of Python files, checking that each FIM segment is
+    one whole file (`# path` comment and code) so that its middle lies inside that file.
+    Returns (the plain sample, the number of FIM segments)."""
+    out, n, rest = [], 0, sample
+    while FIM_BEGIN in rest:
+        before, _, rest = rest.partition(FIM_BEGIN)
+        prefix, _, rest = rest.partition(FIM_HOLE)
+        suffix, _, rest = rest.partition(FIM_END)
+        path = prefix.split("\n", 1)[0].removeprefix("# ")
+        whole = f"# {path}\n{files[path]}" + ("" if files[path].endswith("\n") else "\n")
+        assert whole.startswith(prefix) and whole.endswith(suffix) and len(prefix) + len(suffix) <= len(whole)
+        middle = whole[len(prefix) : len(whole) - len(suffix)]
+        assert rest.startswith(middle), f"the middle of {path} does not end inside {path}"
+        out += [before, whole]
+        rest, n = rest[len(middle) :], n + 1
+    return "".join(out) + rest, n
 
 
 def test_tokens_decode_back_to_the_samples(prepared, corpus):
     out, m = prepared
     meta = json.loads((out / "meta.json").read_text())
-    expected = {f"repo_a#{i}": s for i, s in enumerate(repository_samples(read_files(corpus / "repo_a")))}
-    expected["repo_c#0"] = repository_samples({"util.py": (corpus / "repo_c" / "util.py").read_text()})[0]
+    files = read_files(corpus / "repo_a")
+    expected = {f"repo_a#{i}": s for i, s in enumerate(repository_samples(files))}
+    files["util.py"] = (corpus / "repo_c" / "util.py").read_text()
+    expected["repo_c#0"] = repository_samples({"util.py": files["util.py"]})[0]
     tok = Tokenizer.from_file(default_tokenizer_path())
-    fim_seen = 0
+    fim_files = fim_samples = 0
     for split, info in meta["splits"].items():
         ids = np.concatenate([np.fromfile(out / s, dtype=meta["dtype"]) for s in info["shards"]])
         assert len(ids) == info["tokens"] == m["tokens"][split]
@@ -98,12 +124,33 @@ def test_tokens_decode_back_to_the_samples(prepared, corpus):
         assert len(ends) == len(info["samples"]) and ends[-1] == len(ids) - 1  # each sample ends in EOS
         for name, start, end in zip(info["samples"], np.r_[0, ends[:-1] + 1], ends):
             text = tok.decode(ids[start:end].tolist())
-            fim_seen += text.startswith(FIM_BEGIN)
-            assert split == "train" or not text.startswith(FIM_BEGIN)  # validation stays plain
-            assert restore_fim(text) == expected[name]
+            assert split == "train" or FIM_BEGIN not in text  # validation stays plain
+            plain, n = unfim_files(text, files)
+            assert plain == expected[name]
+            fim_files, fim_samples = fim_files + n, fim_samples + (n > 0)
     assert sorted(n for info in meta["splits"].values() for n in info["samples"]) == sorted(expected)
-    assert fim_seen == m["fim_samples"]
-    assert m["fim_share"] == m["fim_samples"] / m["samples"]["train"]
+    assert (fim_files, fim_samples) == (m["fim_files"], m["fim_samples"])
+    assert meta["fim"]["unit"] == "file" and m["fim_share"] == m["fim_files"] / meta["splits"]["train"]["files"]
+
+
+def test_dedup_keeps_a_repository_whole_when_it_shares_a_file(tmp_path):
+    """Section 2.3 deduplicates repositories, never single files of one: repo_y holds a copy of
+    repo_x's calc/tokens.py (and two identical files of its own), yet all of them are kept."""
+    shutil.copytree(REPOS / "python_calc", tmp_path / "repo_x")
+    y = tmp_path / "repo_y"
+    shutil.copytree(REPOS / "python_geometry", y)
+    (y / "vendor").mkdir()
+    shutil.copy(REPOS / "python_calc" / "calc" / "tokens.py", y / "vendor" / "tokens.py")
+    for d in ("one", "two"):  # the same file twice in one repository (as __phello__/spam.py in the stdlib)
+        (y / d).mkdir()
+        (y / d / "spam.py").write_text('def spam(n: int) -> str:\n    return " ".join(["spam"] * n)\n')
+    out = tmp_path / "out"
+    m = prepare(PrepareConfig(corpus=str(tmp_path), out=str(out), workers=1, fim_rate=0, val_fraction=0.3,
+                              progress=False))
+    assert m["duplicates_removed"] == 0 and m["duplicate_repositories"] == {} and m["duplicate_samples"] == []
+    assert m["files_kept"] == 9 + 10 + 3
+    meta = json.loads((out / "meta.json").read_text())
+    assert sum(info["files"] for info in meta["splits"].values()) == m["files_kept"]
 
 
 def test_training_loader_reads_the_output(prepared):
@@ -157,6 +204,8 @@ def test_cli_on_the_shipped_repositories(tmp_path, capsys):
     code = main(["prepare", "--corpus", str(REPOS), "--out", str(tmp_path / "o"), "--workers", "1", "--quiet"])
     assert code == 0
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert m["repositories"] == 9 and m["repository_samples"] == sum(
-        len(e["order"]) for k, e in json.loads((REPOS / "EXPECTED.json").read_text()).items() if k[0] != "_") + 1  # + README.md (EXPECTED.json is dropped)
+    expected = {k: e for k, e in json.loads((REPOS / "EXPECTED.json").read_text()).items() if k[0] != "_"}
+    # a component of only empty files (python_nested's __init__.py files) makes no sample
+    nonempty = sum(any((REPOS / k / p).read_text().strip() for p in c) for k, e in expected.items() for c in e["order"])
+    assert m["repositories"] == 10 and m["repository_samples"] == nonempty + 1  # + README.md (EXPECTED.json is dropped)
     assert "repositories" in capsys.readouterr().out
