@@ -1,9 +1,10 @@
 """Near-deduplication with MinHash and locality-sensitive hashing (LSH).
 
-DeepSeek-Coder (2024), section 2, "Repo-Level Deduplication": near-duplicate code is removed before
+DeepSeek-Coder (2024), section 2.3, "Repo-Level Deduplication": near-duplicate code is removed before
 training, at the level of whole repositories (a repository's files are concatenated into one text, then
-near-duplicate texts are dropped). This module works on any list of texts; pass one text per repository
-for repository-level deduplication, or one per file for file-level. The recipe is the one BigCode used
+near-duplicate texts are dropped), so that no file is ever cut out of a repository it belongs to. This
+module works on any list of texts; `minicoder prepare` passes one text per repository (its ordered
+samples joined) and keeps or drops repositories whole; the `minicoder dedup` command compares files. The recipe is the one BigCode used
 for The Stack, which the paper does not spell out further:
 
     tokens    = re.findall(r"\\w+", text)                    identifiers, keywords, numbers; no punctuation
