@@ -129,7 +129,9 @@ def bench_parts(texts: list[str]) -> dict:
 def bench_pipeline(workers: int, everything: bool) -> dict:
     """The whole `minicoder prepare` on the standard library, through its Python entry point.
 
-    Throughput is the bytes of the samples it writes (the kept files, concatenated per repository)
+    Its dedup compares repositories (one text each), its FIM is drawn per file ("fim_share" is the
+    share of training files made FIM). Throughput is the bytes of the samples it writes (the kept
+    files, concatenated per repository)
     over the wall time of the whole run, reading and filtering the dropped files included."""
     from minicoder import prepare
 
@@ -146,7 +148,7 @@ def bench_pipeline(workers: int, everything: bool) -> dict:
     print(f"prepare on {corpus} ({'everything' if everything else 'training corpus'}) with {workers} workers: "
           f"{seconds:.1f} s, {mb:.1f} MB of samples, {mb / seconds:.2f} MB/s")
     keep = ("repositories", "files_seen", "files_kept", "drops", "repository_samples", "duplicates_removed",
-            "decontaminated", "samples", "tokens", "fim_share")
+            "duplicate_repositories", "decontaminated", "samples", "tokens", "fim_files", "fim_share")
     return {"corpus": str(corpus), "exclude": list(cfg.exclude), "workers": workers,
             "seconds": round(seconds, 2), "sample_megabytes": round(mb, 2), "mb_per_s": round(mb / seconds, 3),
             **{k: manifest[k] for k in keep}}
