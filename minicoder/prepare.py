@@ -74,6 +74,11 @@ import numpy as np
 from .depsort import METHODS, concatenate_with_spans, order_repository
 from .filters import FilterConfig, FilterReport, check
 
+# Bumped whenever the same corpus and options give different samples or tokens, so that caches keyed
+# on the options (minicoder.data.prepare_repo_tokens) can include it. 2: own-package imports, empty
+# files in the graph, repository-level dedup, FIM per file, exact-match decontamination.
+PIPELINE_VERSION = 2
+
 
 @dataclass
 class PrepareConfig:
@@ -463,6 +468,7 @@ def prepare(cfg: PrepareConfig) -> dict:
             "tokenizer": str(cfg.tokenizer),
             "tokenizer_sha256": meta["tokenizer_sha256"],
             "seed": cfg.seed,
+            "pipeline_version": PIPELINE_VERSION,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()
                        if k not in ("corpus", "out", "progress")},
         }
