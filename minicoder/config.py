@@ -4,9 +4,18 @@ DeepSeek-Coder v1 (Guo et al., 2024, "DeepSeek-Coder: When the Large Language Mo
 Programming", section 3.3 and table 2) is a LLaMA-style decoder: pre-norm blocks with RMSNorm
 (eps 1e-6), a SwiGLU MLP, rotary position embeddings with theta 100,000 and linear scaling by 4
 (16,384 positions), grouped-query attention at 33B (56 query heads sharing 8 key/value heads),
-no biases, and separate (untied) input and output embeddings. The presets below reproduce the
-released models; `num_params()` counts their parameters from the config alone (no allocation),
-which gives 1.346B, 6.741B and 33.343B.
+no biases, and separate (untied) input and output embeddings. The presets `deepseek-coder-1.3b`,
+`-6.7b` and `-33b` reproduce the released models (config.json on the Hub); `num_params()` counts
+their parameters from the config alone (no allocation), which gives 1.346B, 6.741B and 33.343B.
+
+Those RoPE settings belong to the last stage only. Section 3.6: stage 1 pretrains with a 4K
+context, RoPE base 10,000 and no scaling; an extra 1,000-step stage then switches to base
+100,000 and linear scaling x4 for 16K. So each size has a second preset, `...-stage1`, with the
+same weights' shapes and stage 1's RoPE and context (4,096), and DeepSeek LLM's initialization
+(Bi et al., 2024, section 2.3: every weight normal with std 0.006). The released presets keep
+the HF config.json's `initializer_range` (0.02): their weights are loaded, not initialized, and
+the 16K stage starts from stage 1's weights (`TrainConfig.init_from`). The training recipes that
+go with each stage are `TRAIN_PRESETS` in train.py.
 
     cfg = ModelConfig.from_preset("deepseek-coder-1.3b")
     cfg = ModelConfig.from_preset("tiny", vocab_size=tok.vocab_size, attn_impl="naive")
@@ -21,6 +30,7 @@ from types import MappingProxyType
 
 ATTN_IMPLS = ("naive", "sdpa")
 ROPE_SCALING_TYPES = (None, "linear")
+INIT_SCHEMES = ("gpt2", "deepseek")
 
 # The released DeepSeek-Coder v1 models share everything but their widths and depths
 # (config.json of deepseek-ai/deepseek-coder-{1.3b,6.7b,33b}-base).
@@ -52,6 +62,16 @@ PRESETS = MappingProxyType({
     )),
 })
 
+# Stage 1 (section 3.6): the same shapes, a 4K context, RoPE base 10,000 without scaling, and
+# DeepSeek LLM's init. "deepseek-coder-1.3b-stage1" etc.; see the module docstring.
+_STAGE1 = dict(max_seq_len=4096, rope_theta=10000.0, rope_scaling_type=None, rope_scaling_factor=1.0,
+               init_scheme="deepseek", init_std=0.006)
+PRESETS = MappingProxyType({
+    **PRESETS,
+    **{f"{name}-stage1": MappingProxyType({**PRESETS[name], **_STAGE1})
+       for name in ("deepseek-coder-1.3b", "deepseek-coder-6.7b", "deepseek-coder-33b")},
+})
+
 
 @dataclass
 class ModelConfig:
@@ -75,8 +95,13 @@ class ModelConfig:
         tie_embeddings: share the input embedding matrix with the output head (DeepSeek: False).
         attn_impl: "naive" (explicit masked softmax and complex-number RoPE, for reading) or
             "sdpa" (torch's fused scaled_dot_product_attention); they compute the same function.
-        init_std: standard deviation of the normal init; the output projection of each
-            residual branch uses init_std / sqrt(2 * n_layers) (GPT-2).
+        init_scheme: how fresh weights are drawn (norm gains always start at 1):
+            "deepseek": every matrix (embeddings, attention, MLP, head) normal(0, init_std),
+                DeepSeek LLM's init (section 2.3, with init_std 0.006);
+            "gpt2": the same, except that the two projections writing into the residual
+                stream (attn.wo, ffn.w2) use init_std / sqrt(2 * n_layers), so the stream's
+                variance does not grow with depth (GPT-2, Radford et al., 2019, with 0.02).
+        init_std: standard deviation of the normal init (DeepSeek: 0.006; GPT-2: 0.02).
     """
 
     vocab_size: int
@@ -92,6 +117,7 @@ class ModelConfig:
     norm_eps: float = 1e-6
     tie_embeddings: bool = False
     attn_impl: str = "sdpa"
+    init_scheme: str = "gpt2"
     init_std: float = 0.02
 
     def __post_init__(self):
@@ -112,6 +138,8 @@ class ModelConfig:
                              f"each KV head must serve a whole group of query heads, so pick a divisor of n_heads")
         if self.attn_impl not in ATTN_IMPLS:
             raise ValueError(f"unknown attn_impl {self.attn_impl!r}; choose one of: {', '.join(ATTN_IMPLS)}")
+        if self.init_scheme not in INIT_SCHEMES:
+            raise ValueError(f"unknown init_scheme {self.init_scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
         if self.rope_scaling_type == "yarn":
             raise ValueError("rope_scaling_type='yarn' is not implemented yet (it arrives with DeepSeek-V2); "
                              "use None or 'linear'")

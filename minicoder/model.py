@@ -19,6 +19,10 @@ Decoding uses `KVCache`: preallocated keys and values per layer. `model(idx, kv_
 writes the keys/values of positions start_pos.. into the cache and attends over everything
 before them, so a prompt is processed once ("prefill") and each new token costs one position.
 
+Fresh weights (`ModelConfig.init_scheme`): "deepseek" draws every matrix from normal(0, init_std),
+as DeepSeek LLM does with 0.006 (section 2.3); "gpt2" also shrinks the two residual-stream output
+projections (wo, w2) by 1/sqrt(2 * n_layers). RMSNorm gains start at 1.
+
 Parameter names follow Meta's LLaMA and DeepSeek-V3's inference code (wq, wk, wv, wo, w1, w2, w3);
 `minicoder/hf.py` maps them to HF's names (q_proj, ..., gate_proj, up_proj, down_proj).
 
@@ -160,14 +164,20 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.head.weight = self.embed.weight
         self.init_rope_tables()
+        # Whether prompts should start with BOS, as this model's training documents did. The loaders
+        # set it (load_checkpoint: False, minicoder's documents are separated by EOS only; from_hf:
+        # True, DeepSeek's tokenizer prepends BOS); None (unknown) counts as False. generate.prompt_bos.
+        self.trained_with_bos: bool | None = None
         if self.embed.weight.is_meta:  # shapes only (hf.from_hf loads the weights); nothing to draw
             return
         self.apply(self._init_weights)
-        # GPT-2: the projections that write into the residual stream are scaled down so that the
-        # stream's variance does not grow with depth (2 writes per block).
-        for block in self.layers:
-            for w in (block.attn.wo.weight, block.ffn.w2.weight):
-                nn.init.normal_(w, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layers))
+        if config.init_scheme == "gpt2":
+            # GPT-2: the projections that write into the residual stream are scaled down so that
+            # the stream's variance does not grow with depth (2 writes per block). DeepSeek LLM
+            # ("deepseek") draws them like every other matrix.
+            for block in self.layers:
+                for w in (block.attn.wo.weight, block.ffn.w2.weight):
+                    nn.init.normal_(w, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layers))
 
     def init_rope_tables(self, device: torch.device | str | None = None):
         """(Re)compute the RoPE cos/sin tables, e.g. after building the model on the meta device.

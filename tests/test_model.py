@@ -58,6 +58,19 @@ def test_deepseek_presets_match_the_paper():
         assert (cfg.rope_scaling_type, cfg.rope_scaling_factor, cfg.norm_eps) == ("linear", 4.0, 1e-6)
         assert cfg.tie_embeddings is False and cfg.head_dim == 128
     assert ModelConfig.from_preset("deepseek-coder-33b").n_kv_heads == 8
+
+
+@pytest.mark.parametrize("size", ["1.3b", "6.7b", "33b"])
+def test_stage1_presets_follow_section_3_6(size):
+    # Stage 1: 4K context, RoPE base 10,000, no scaling, DeepSeek LLM's init; otherwise the released shape.
+    stage1 = ModelConfig.from_preset(f"deepseek-coder-{size}-stage1")
+    released = ModelConfig.from_preset(f"deepseek-coder-{size}")
+    assert (stage1.max_seq_len, stage1.rope_theta, stage1.rope_scaling_type, stage1.rope_scaling_factor) == \
+        (4096, 10000.0, None, 1.0)
+    assert (stage1.init_scheme, stage1.init_std) == ("deepseek", 0.006)
+    shape = ("vocab_size", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff", "norm_eps", "tie_embeddings")
+    assert all(getattr(stage1, f) == getattr(released, f) for f in shape)
+    assert stage1.num_params() == released.num_params()
     assert ModelConfig.from_preset("deepseek-coder-1.3b").n_kv_heads == 16
 
 
@@ -191,6 +204,7 @@ def test_tied_embeddings_share_one_matrix():
 
 def test_init_scales_residual_projections():
     cfg = ModelConfig(vocab_size=512, n_layers=8, d_model=256, n_heads=4, d_ff=512, max_seq_len=16)
+    assert cfg.init_scheme == "gpt2" and ModelConfig.from_preset("tiny").init_scheme == "gpt2"
     torch.manual_seed(0)
     model = Transformer(cfg)
     assert abs(model.layers[0].attn.wq.weight.std().item() - 0.02) < 0.001
@@ -198,6 +212,23 @@ def test_init_scales_residual_projections():
     assert abs(model.layers[3].attn.wo.weight.std().item() - scaled) < 0.0005
     assert abs(model.layers[5].ffn.w2.weight.std().item() - scaled) < 0.0005
     assert torch.equal(model.norm.weight, torch.ones(256))
+
+
+def test_deepseek_init_draws_every_matrix_with_one_std():
+    # DeepSeek LLM section 2.3: std 0.006 everywhere, no depth scaling. 512 x 256 draws per matrix: the
+    # sample std is within ~0.2% of 0.006 (1 / sqrt(2 * 131072) relative), so 2% is a wide margin.
+    cfg = ModelConfig(vocab_size=512, n_layers=8, d_model=256, n_heads=4, d_ff=512, max_seq_len=16,
+                      init_scheme="deepseek", init_std=0.006)
+    torch.manual_seed(0)
+    model = Transformer(cfg)
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            assert abs(p.std().item() - 0.006) < 0.006 * 0.02, name
+            assert abs(p.mean().item()) < 0.006 * 0.02, name
+        else:
+            assert torch.equal(p, torch.ones_like(p)), name  # RMSNorm gains
+    with pytest.raises(ValueError, match="unknown init_scheme 'xavier'; choose one of: gpt2, deepseek"):
+        ModelConfig(**{**cfg.to_dict(), "init_scheme": "xavier"})
 
 
 def test_input_longer_than_context_is_a_clear_error():
