@@ -17,6 +17,13 @@ Fill-in-the-middle (DeepSeek-Coder section 3.1.2): `complete(model, tok, prefix,
 with `<｜fim▁begin｜>prefix<｜fim▁hole｜>suffix<｜fim▁end｜>` (fim.py) and returns what the model
 writes for the hole.
 
+BOS: a prompt should start the way the model's training documents did. DeepSeek's released models
+saw BOS first (their tokenizer prepends it); models trained by minicoder never saw BOS (documents
+are separated by EOS only, data.py). `generate` and `complete` take `bos=None` to mean that
+convention, read from the model (`prompt_bos`: `model.trained_with_bos`, which `from_hf` sets to
+True and `load_checkpoint` to False), and the CLI applies the same rule; `--bos/--no-bos` or
+`bos=True/False` override it.
+
 CLI:
     minicoder generate --checkpoint runs/tiny --prompt "def fib(n):"
     minicoder complete --hf deepseek-coder-1.3b-base --prefix "def f(x):\\n    " --suffix "\\n    return y"
@@ -137,6 +144,15 @@ def encode_fim_prompt(tokenizer, prefix: str, suffix: str, bos: bool = True) -> 
                             bos=bos and tokenizer.bos_id is not None)
 
 
+def prompt_bos(model: Transformer) -> bool:
+    """The BOS convention of the model's training data: model.trained_with_bos, None counting as False.
+
+    from_hf(...) -> True (DeepSeek's checkpoints); load_checkpoint(...) -> False (minicoder's runs);
+    a model built in this process -> False (it is minicoder's to train, on EOS-separated documents).
+    """
+    return bool(getattr(model, "trained_with_bos", None))
+
+
 def default_stop_ids(tokenizer) -> list[int]:
     """The tokenizer's EOS and EOT ids (those it has)."""
     return [i for i in (tokenizer.eos_id, tokenizer.eot_id) if i is not None]
@@ -151,13 +167,15 @@ def decode_completion(tokenizer, new_ids: list[int], stop_ids) -> str:
 
 def generate(model: Transformer, tokenizer, prompt: str, max_new_tokens: int = 128, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             stop_ids=None, bos: bool = True) -> str:
+             stop_ids=None, bos: bool | None = None) -> str:
     """Complete `prompt` and return the new text (without the prompt and the stop token).
 
-    stop_ids None stops at the tokenizer's EOS and EOT. bos prepends BOS (DeepSeek's tokenizer
-    does; a model trained on EOS-separated documents, as `minicoder train` does, never saw BOS).
+    stop_ids None stops at the tokenizer's EOS and EOT. bos True prepends BOS, False does not,
+    None follows the model's training data (`prompt_bos`: yes for HF DeepSeek checkpoints, no for
+    minicoder's, whose documents are separated by EOS only).
     """
     stop = default_stop_ids(tokenizer) if stop_ids is None else list(stop_ids)
+    bos = prompt_bos(model) if bos is None else bos
     new = generate_ids(model, encode_prompt(tokenizer, prompt, bos), max_new_tokens, temperature, top_k, top_p,
                        seed, stop)
     return decode_completion(tokenizer, new, stop)
@@ -165,9 +183,10 @@ def generate(model: Transformer, tokenizer, prompt: str, max_new_tokens: int = 1
 
 def complete(model: Transformer, tokenizer, prefix: str, suffix: str, max_new_tokens: int = 128,
              temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None, stop_ids=None, bos: bool = True) -> str:
-    """Fill in the middle between `prefix` and `suffix`; return the middle text (see generate)."""
+             seed: int | None = None, stop_ids=None, bos: bool | None = None) -> str:
+    """Fill in the middle between `prefix` and `suffix`; return the middle text (see generate, also for bos)."""
     stop = default_stop_ids(tokenizer) if stop_ids is None else list(stop_ids)
+    bos = prompt_bos(model) if bos is None else bos
     new = generate_ids(model, encode_fim_prompt(tokenizer, prefix, suffix, bos), max_new_tokens, temperature,
                        top_k, top_p, seed, stop)
     return decode_completion(tokenizer, new, stop)
@@ -195,8 +214,8 @@ def register_cli(sub) -> None:
                        "whose probability mass reaches p (nucleus sampling)")
         p.add_argument("--seed", type=int, default=None, help="seed for sampling, for repeatable output")
         p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=None,
-                       help="prepend BOS (default: yes for --hf, no for --checkpoint, whose training "
-                            "data has no BOS)")
+                       help="prepend BOS (default: as the model's training data did: yes for --hf, "
+                            "no for --checkpoint, whose documents are separated by EOS only)")
         p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
         p.set_defaults(func=_cli_run)
 
@@ -229,7 +248,7 @@ def _load_for_cli(args) -> tuple[Transformer, object]:
 
 def _cli_run(args) -> int:
     model, tokenizer = _load_for_cli(args)
-    bos = args.bos if args.bos is not None else bool(args.hf)
+    bos = args.bos if args.bos is not None else prompt_bos(model)
     if args.command == "generate":
         ids = encode_prompt(tokenizer, args.prompt, bos)
     else:

@@ -15,8 +15,12 @@ max_position_embeddings -> max_seq_len, rms_norm_eps -> norm_eps, rope_theta and
 (transformers 4.x) or rope_parameters (5.x) -> rope_theta / rope_scaling_type / _factor,
 tie_word_embeddings -> tie_embeddings.
 
+`from_hf` marks the model `trained_with_bos = True` (DeepSeek's tokenizer prepends BOS; a
+tokenizer_config.json beside the weights with `"add_bos_token": false`, as `to_hf` writes for a
+minicoder-trained model, says otherwise), which `generate` follows when its `bos` is None.
+
 Left out: other architectures (Mistral sliding windows, biases, YaRN), quantised checkpoints,
-writing sharded checkpoints, tokenizer_config.json and generation_config.json.
+writing sharded checkpoints, generation_config.json, and tokenizer_config.json beyond add_bos_token.
 """
 
 import json
@@ -190,6 +194,10 @@ def from_hf(directory: str | os.PathLike, attn_impl: str = "sdpa", dtype: torch.
     if config.tie_embeddings:  # assign=True replaced the shared Parameter; share it again
         model.head.weight = model.embed.weight
     model.init_rope_tables()
+    # DeepSeek's tokenizer prepends BOS to every document (tokenizer_config.json: add_bos_token).
+    tok_config = directory / "tokenizer_config.json"
+    model.trained_with_bos = (bool(json.loads(tok_config.read_text()).get("add_bos_token", True))
+                              if tok_config.is_file() else True)
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -198,7 +206,8 @@ def to_hf(model: Transformer, directory: str | os.PathLike, tokenizer=None) -> P
 
     Each file is written under a temporary name and renamed into place, so a crash never leaves a
     half-written file; config.json goes last, so its presence means the weights are complete.
-    With a minicoder `tokenizer`, also writes tokenizer.json and its BOS/EOS ids into config.json.
+    With a minicoder `tokenizer`, also writes tokenizer.json, its BOS/EOS ids into config.json, and a
+    tokenizer_config.json whose `add_bos_token` records the model's BOS convention (`prompt_bos`).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -212,6 +221,9 @@ def to_hf(model: Transformer, directory: str | os.PathLike, tokenizer=None) -> P
         tmp = directory / ".tokenizer.json.tmp"
         tokenizer.save(str(tmp))
         os.replace(tmp, directory / "tokenizer.json")
+        tmp = directory / ".tokenizer_config.json.tmp"
+        tmp.write_text(json.dumps({"add_bos_token": bool(model.trained_with_bos), "add_eos_token": False}) + "\n")
+        os.replace(tmp, directory / "tokenizer_config.json")
     tmp = directory / ".model.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, directory / "model.safetensors")

@@ -14,11 +14,12 @@ from minicoder.generate import (
     encode_fim_prompt,
     generate,
     generate_ids,
+    prompt_bos,
     sample_next,
     top_k_filter,
     top_p_filter,
 )
-from minicoder.hf import to_hf
+from minicoder.hf import from_hf, to_hf
 from minicoder.model import Transformer
 from minicoder.tokenizer import Tokenizer
 
@@ -117,7 +118,7 @@ def test_generate_stops_at_eos_and_drops_it(tok):
         model.head.weight[tok.eos_id] = model.head.weight[free[j]] * 1.001
     new = generate_ids(model, tok.encode(prompt, bos=True), max_new_tokens=20, stop_ids=[tok.eos_id])
     assert new == free[:j] + [tok.eos_id]
-    assert generate(model, tok, prompt, max_new_tokens=20) == tok.decode(free[:j])
+    assert generate(model, tok, prompt, max_new_tokens=20, bos=True) == tok.decode(free[:j])
     assert default_stop_ids(tok) == [tok.eos_id, tok.eot_id]
 
 
@@ -143,15 +144,51 @@ def test_complete_uses_the_fim_prompt(tok):
     new = generate_ids(model, ids, max_new_tokens=8, stop_ids=default_stop_ids(tok))
     stop = default_stop_ids(tok)
     expected = tok.decode(new[:-1] if new[-1] in stop else new)
-    assert complete(model, tok, "def f(x):\n", "\n    return y\n", max_new_tokens=8) == expected
+    assert complete(model, tok, "def f(x):\n", "\n    return y\n", max_new_tokens=8, bos=True) == expected
     with pytest.raises(ValueError, match="prefix or suffix contains a FIM marker string"):
         complete(model, tok, "a<｜fim▁hole｜>b", "c")
+
+
+def _ids_seen(model, monkeypatch) -> list:
+    """Patch generate_ids so that each call records the prompt ids it gets."""
+    import minicoder.generate as g
+
+    seen, real = [], g.generate_ids
+    monkeypatch.setattr(g, "generate_ids", lambda m, ids, *a, **k: seen.append(list(ids)) or real(m, ids, *a, **k))
+    return seen
+
+
+def test_bos_default_follows_the_checkpoint(tok, tmp_path, monkeypatch, capsys):
+    # HF DeepSeek checkpoints saw BOS first; minicoder checkpoints (EOS-separated documents) never did.
+    model = make_model(tok)
+    assert model.trained_with_bos is None and prompt_bos(model) is False  # built here: minicoder's convention
+    to_hf(model, tmp_path / "ours", tokenizer=tok)  # records add_bos_token: false
+    (tmp_path / "deepseek").mkdir()
+    to_hf(model, tmp_path / "deepseek")  # no tokenizer_config.json, as a plain DeepSeek download reads
+    ours, deepseek = from_hf(tmp_path / "ours"), from_hf(tmp_path / "deepseek")
+    assert prompt_bos(ours) is False and prompt_bos(deepseek) is True
+    seen = _ids_seen(model, monkeypatch)
+    prompt = tok.encode("def add")
+    for m, first in [(model, prompt), (ours, prompt), (deepseek, [tok.bos_id, *prompt])]:
+        generate(m, tok, "def add", max_new_tokens=2)
+        complete(m, tok, "def f(x):\n", "\n", max_new_tokens=2)
+        assert seen[-2] == first and seen[-1][0] == (tok.bos_id if m is deepseek else tok.fim_begin_id)
+    generate(deepseek, tok, "def add", max_new_tokens=2, bos=False)  # explicit wins
+    generate(model, tok, "def add", max_new_tokens=2, bos=True)
+    assert seen[-2] == prompt and seen[-1] == [tok.bos_id, *prompt]
+    # the CLI applies the same rule: --hf on our export adds no BOS, on the DeepSeek-style one it does
+    for name, first in [("ours", prompt), ("deepseek", [tok.bos_id, *prompt])]:
+        assert cli.main(["generate", "--hf", str(tmp_path / name), "--prompt", "def add", "--max-new-tokens", "2",
+                         "--tokenizer", str(tmp_path / "ours" / "tokenizer.json"), "--device", "cpu"]) == 0
+        assert seen[-1] == first
+    capsys.readouterr()
 
 
 def test_cli_generate_from_an_hf_directory(tok, tmp_path, capsys):
     model = make_model(tok)
     to_hf(model, tmp_path, tokenizer=tok)
-    expected = generate(model, tok, "def add", max_new_tokens=6)
+    expected = generate(from_hf(tmp_path), tok, "def add", max_new_tokens=6)
+    assert expected == generate(model, tok, "def add", max_new_tokens=6)  # same weights, same BOS rule
     assert cli.main(["generate", "--hf", str(tmp_path), "--prompt", "def add", "--max-new-tokens", "6",
                      "--device", "cpu"]) == 0
     assert capsys.readouterr().out == expected + "\n"
