@@ -10,6 +10,17 @@ DeepSeek LLM (2024, section 2.3):
              = lr * 0.316^2  (~10% of the peak)        to the end
 
 (0.316 = sqrt(1/10); with a fixed batch, a share of the tokens is the same share of the steps.)
+
+Stages (section 3.6, table 2): `TRAIN_PRESETS` has two recipes per size, each naming the ModelConfig
+preset it trains (`TRAIN_PRESET_MODELS`):
+
+    deepseek-coder-1.3b     stage 1: model deepseek-coder-1.3b-stage1 (4K, RoPE base 10,000, no scaling,
+    deepseek-coder-6.7b              DeepSeek LLM's init std 0.006), 1,024 / 2,304 / 3,840 windows of 4,096
+    deepseek-coder-33b               tokens a step, peak lr 5.3e-4 / 4.2e-4 / 3.5e-4, 1.8T tokens
+    deepseek-coder-*-long   the 16K stage: the released model's config (base 100,000, linear x4, 16K),
+                            weights from stage 1 (`init_from`), 512 windows of 16,384 tokens, 1,000
+                            steps at stage 1's final rate (0.316^2 of its peak)
+
 Weight decay applies to matrices (linear layers and the embeddings) and not to vectors (RMSNorm
 gains; nothing here has a bias), as in LLaMA and nanoGPT. On a GPU the forward pass runs under
 bf16 autocast with float32 master weights; on a CPU everything is float32.
@@ -25,24 +36,41 @@ straight and k steps + resume to N give bitwise-equal losses on a CPU.
 
 Outputs beside the checkpoints: `metrics.jsonl`, one line per `log_interval` steps (step, tokens,
 loss = the mean training loss since the previous line, lr, grad_norm, tokens_per_s) and one per
-evaluation (val_loss in nats per token, val_bpb in bits per byte of source), and `loss.png`.
+evaluation (val_loss in nats per token, val_bpb in bits per byte of source, `val_sampled_windows`:
+these periodic figures come from `eval_iters` batches of random windows, the same ones each
+time, so they are estimates), and `loss.png`. At the end of a run, `evaluate_split` scores the
+whole validation split exactly (every token once, in non-overlapping windows of `seq_len`); that
+figure is `val_bpb_full` in trainer.json and in `train()`'s summary, the one to report.
+
+Stopping: Ctrl-C (SIGINT) lets the current step finish, writes a checkpoint, prints the command
+that resumes (`--resume`) and raises `TrainingInterrupted`; a second Ctrl-C quits at once, keeping
+the last checkpoint. `--resume`
+restores the run's own configuration from trainer.json and refuses a changed one, except for the
+run-control fields (`RUN_CONTROL`: time limit, device, compile, ...). An interrupted and resumed
+run writes the same metrics.jsonl as an uninterrupted one, except for the wall-clock tokens_per_s.
 
 Distributed (torchrun): rank and world size come from the RANK / LOCAL_RANK / WORLD_SIZE
 environment variables (`DistInfo.from_env`). Every rank draws the same random windows and trains
 on micro-batches rank, rank + world, ... of each step, so the global batch (and the data order)
-is the same for any world size; DDP averages the gradients; only rank 0 writes logs and
-checkpoints. `grad_accum` counts micro-batches across all ranks and must divide by the world size.
+is the same for any world size; DDP averages the gradients (and does not broadcast buffers: the
+only ones are the RoPE tables, equal everywhere); only rank 0 writes logs and checkpoints. `grad_accum` counts micro-batches across all ranks and must divide by the world size.
 
 Command line:
 
-    minicoder train --preset tiny [--corpus DIR] [--out runs/tiny] [--resume] [--time-limit-s 600]
+    minicoder train --preset tiny [--corpus DIR] [--out runs/train-tiny] [--time-limit-s 600]
+    minicoder train --out runs/train-tiny --resume          # the run's own flags come from its checkpoint
     torchrun --nproc_per_node 8 -m minicoder.cli train --preset deepseek-coder-1.3b \
         --data tokens/ --tokenizer data_samples/tokenizers/deepseek-coder/tokenizer.json
+    torchrun --nproc_per_node 8 -m minicoder.cli train --preset deepseek-coder-1.3b-long \
+        --data tokens-16k/ --tokenizer ...                  # from runs/train-deepseek-coder-1.3b's weights
 
+`minicoder train` writes to runs/train-<preset> unless given --out (runs/tiny is `make train-tiny`'s).
 `make train-tiny` is a recipe on top of this module: minicoder/train_tiny.py.
 
 Left out: FSDP / tensor and pipeline parallelism (needed past a few billion parameters), DeepSeek's
-HAI-LLM framework, loss-spike handling, and sequence packing with per-document attention masks.
+HAI-LLM framework, loss-spike handling, sequence packing with per-document attention masks, and a
+graceful Ctrl-C under torchrun (the launcher stops its workers itself; the last periodic checkpoint
+is what remains).
 """
 
 import argparse
@@ -52,7 +80,10 @@ import math
 import os
 import random
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -67,6 +98,7 @@ import torch.nn.functional as F
 from minicoder.config import ModelConfig
 from minicoder.data import (
     TokenData,
+    bits_per_byte,
     corpus_tokenizer,
     prepare_tokens,
     tokenizer_fingerprint,
@@ -86,15 +118,19 @@ class TrainConfig:
         seq_len: tokens per window; at most the model's max_seq_len.
         grad_accum: micro-batches per optimizer step, summed over all processes.
         max_steps: optimizer steps in the whole run; the schedule's 80%/90% points are shares of it.
+            0 trains nothing: the run evaluates and checkpoints its initial weights.
         lr: peak learning rate.
         warmup_steps: linear warm-up from lr / warmup_steps to lr (DeepSeek: 2000).
-        decay_at: shares of the run after which the rate is multiplied by `decay_factor`.
+        decay_at: shares of the run after which the rate is multiplied by `decay_factor`; () keeps
+            the rate constant after warm-up (the 16K stage).
         decay_factor: multiplier at each point of `decay_at` (DeepSeek: 0.316 = sqrt(0.1)).
         beta1, beta2, eps: AdamW moments (DeepSeek: 0.9, 0.95).
         weight_decay: AdamW decoupled decay on matrices only (DeepSeek: 0.1).
         grad_clip: clip the global gradient norm to this (DeepSeek: 1.0); 0 turns clipping off.
-        eval_interval: evaluate validation loss every this many steps (and at the end).
-        eval_iters: validation micro-batches per evaluation (the same windows every time).
+        eval_interval: estimate validation loss every this many steps (and at the end).
+        eval_iters: validation micro-batches per periodic estimate (the same random windows every time).
+        eval_full: at the end, also score every validation token once (`evaluate_split`); its cost
+            is one forward pass over the split, reserved within time_limit_s.
         checkpoint_interval: write a checkpoint every this many steps (and at the end).
         log_interval: append a metrics line every this many steps.
         seed: seeds the model's initialization and the data order.
@@ -103,6 +139,9 @@ class TrainConfig:
         compile: wrap the model in torch.compile (worth it on a GPU; slow to start on a CPU).
         time_limit_s: stop cleanly after this many seconds of this process's training, including
             the final evaluation and checkpoint; None for no limit.
+        init_from: a run or checkpoint directory whose weights start this run (the 16K stage starts
+            from stage 1's); its model may differ in context and RoPE only. The optimizer and the
+            schedule start fresh. Ignored on resume. None: random init (ModelConfig.init_scheme).
         out_dir: run directory for checkpoints, metrics.jsonl and loss.png.
     """
 
@@ -128,16 +167,19 @@ class TrainConfig:
     dtype: str = "auto"
     compile: bool = False
     time_limit_s: float | None = None
-    out_dir: str = "runs/tiny"
+    eval_full: bool = True
+    init_from: str | None = None
+    out_dir: str = "runs/train"
 
     def __post_init__(self):
         self.decay_at = tuple(self.decay_at)
         for name in ("batch_size", "seq_len", "grad_accum", "max_steps", "eval_interval", "eval_iters",
                      "checkpoint_interval", "log_interval"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 <= self.warmup_steps < self.max_steps:
+            least = 0 if name == "max_steps" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}; set --{name.replace('_', '-')}")
+        if self.max_steps > 0 and not 0 <= self.warmup_steps < self.max_steps:  # 0 steps: no schedule to check
             raise ValueError(f"warmup_steps={self.warmup_steps} must be in [0, max_steps={self.max_steps}); "
                              "lower --warmup-steps or raise --max-steps")
         if any(not 0 < d < 1 for d in self.decay_at) or list(self.decay_at) != sorted(self.decay_at):
@@ -170,6 +212,33 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in fields})
 
 
+# Fields that say how this process runs, not what the run is: `--resume` may change them.
+RUN_CONTROL = ("time_limit_s", "device", "compile", "eval_full", "init_from", "out_dir")
+
+# DeepSeek-Coder, table 2 and section 3.4: stage 1 sees 1.8T tokens in windows of 4,096; the rate
+# warms up for 2,000 steps. Micro-batch x grad_accum = the paper's batch; set grad_accum to fit your GPUs.
+_STAGE1_TOKENS = 1.8e12
+
+
+def _stage1(size: str, batch_size: int, grad_accum: int, lr: float) -> MappingProxyType:
+    steps = round(_STAGE1_TOKENS / (batch_size * grad_accum * 4096), -3)
+    return MappingProxyType(dict(
+        batch_size=batch_size, seq_len=4096, grad_accum=grad_accum, max_steps=int(steps), lr=lr, warmup_steps=2000,
+        eval_interval=1000, eval_iters=50, checkpoint_interval=1000, log_interval=10, dtype="auto", compile=True,
+        out_dir=f"runs/train-deepseek-coder-{size}",
+    ))
+
+
+def _long_context(size: str, stage1_lr: float) -> MappingProxyType:
+    # Section 3.6: 1,000 more steps of 512 windows of 16K with "the learning rate maintained as in the
+    # final pre-training stage", i.e. stage 1's last rate, 0.316^2 of its peak; no warm-up, no decay.
+    return MappingProxyType(dict(
+        batch_size=1, seq_len=16384, grad_accum=512, max_steps=1000, lr=stage1_lr * 0.316**2, warmup_steps=0,
+        decay_at=(), eval_interval=100, eval_iters=16, checkpoint_interval=100, log_interval=10, dtype="auto",
+        compile=True, init_from=f"runs/train-deepseek-coder-{size}", out_dir=f"runs/train-deepseek-coder-{size}-long",
+    ))
+
+
 TRAIN_PRESETS = MappingProxyType({
     # `make train-tiny`: the tiny ModelConfig (~5M parameters), 2048 tokens a step, 1.2M tokens in all.
     # A 2-core CPU does a step in 0.75-3 s (idle to busy); the time limit stops a slow one early.
@@ -178,13 +247,21 @@ TRAIN_PRESETS = MappingProxyType({
         batch_size=8, seq_len=256, max_steps=600, lr=2e-3, warmup_steps=40,
         eval_interval=100, eval_iters=8, checkpoint_interval=100, log_interval=10, out_dir="runs/tiny",
     )),
-    # DeepSeek-Coder 1.3B's first stage (paper table 2 and section 3.4): 1024 windows of 4096 tokens a
-    # step, peak lr 5.3e-4, 2000 warm-up steps, ~1.8T tokens. Set grad_accum to fit your GPUs.
-    "deepseek-coder-1.3b": MappingProxyType(dict(
-        batch_size=8, seq_len=4096, grad_accum=128, max_steps=430_000, lr=5.3e-4, warmup_steps=2000,
-        eval_interval=1000, eval_iters=50, checkpoint_interval=1000, log_interval=10, dtype="auto",
-        compile=True, out_dir="runs/deepseek-coder-1.3b",
-    )),
+    # Stage 1: 1,024 / 2,304 / 3,840 windows a step (table 2), peak lr 5.3e-4 / 4.2e-4 / 3.5e-4.
+    "deepseek-coder-1.3b": _stage1("1.3b", batch_size=8, grad_accum=128, lr=5.3e-4),
+    "deepseek-coder-6.7b": _stage1("6.7b", batch_size=4, grad_accum=576, lr=4.2e-4),
+    "deepseek-coder-33b": _stage1("33b", batch_size=2, grad_accum=1920, lr=3.5e-4),
+    # The 16K stage, from stage 1's weights.
+    "deepseek-coder-1.3b-long": _long_context("1.3b", 5.3e-4),
+    "deepseek-coder-6.7b-long": _long_context("6.7b", 4.2e-4),
+    "deepseek-coder-33b-long": _long_context("33b", 3.5e-4),
+})
+
+# The ModelConfig preset each training preset trains; `--model` must agree (or be left out).
+TRAIN_PRESET_MODELS = MappingProxyType({
+    "tiny": "tiny",
+    **{f"deepseek-coder-{size}": f"deepseek-coder-{size}-stage1" for size in ("1.3b", "6.7b", "33b")},
+    **{f"deepseek-coder-{size}-long": f"deepseek-coder-{size}" for size in ("1.3b", "6.7b", "33b")},
 })
 
 
@@ -373,14 +450,43 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({e}); the checkpoint is damaged, retrain or restore it") from None
 
 
-def check_same_config(ckpt: Path, saved: dict, expected: ModelConfig) -> None:
-    """Raise if the checkpoint's model shape differs from `expected` (attn_impl may differ: same weights)."""
+# What may differ between a stage-1 checkpoint and the 16K stage that starts from its weights.
+STAGE_FIELDS = ("max_seq_len", "rope_theta", "rope_scaling_type", "rope_scaling_factor", "init_scheme", "init_std")
+
+
+def check_same_config(ckpt: Path, saved: dict, expected: ModelConfig, ignore: tuple[str, ...] = ("attn_impl",),
+                      fix: str = "use the same --preset/--model, or another --out to start a new run") -> None:
+    """Raise if the checkpoint's model config differs from `expected` in a field not in `ignore`.
+
+    attn_impl is ignored by default (both paths use the same weights); a field missing from an
+    older config.json counts as its default.
+    """
     want = expected.to_dict()
-    diff = [f"{k}: {saved.get(k)} in the checkpoint, {want[k]} requested"
-            for k in want if k != "attn_impl" and saved.get(k) != want[k]]
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    diff = [f"{k}: {saved.get(k, defaults.get(k))} in the checkpoint, {want[k]} requested"
+            for k in want if k not in ignore and saved.get(k, defaults.get(k)) != want[k]]
     if diff:
-        raise ValueError(f"checkpoint {ckpt} has another model configuration ({'; '.join(diff)}); "
-                         "use the same --preset/--model, or another --out to start a new run")
+        raise ValueError(f"checkpoint {ckpt} has another model configuration ({'; '.join(diff)}); {fix}")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_same_train_config(ckpt: Path, saved: dict, cfg: TrainConfig) -> None:
+    """Raise if `cfg` changes the checkpoint's training configuration beyond the RUN_CONTROL fields.
+
+    One line naming each flag: `--lr 1.0 conflicts with the checkpoint's lr=0.002; ...`.
+    """
+    old = TrainConfig.from_dict(saved)
+    diff = [(f.name, getattr(cfg, f.name), getattr(old, f.name)) for f in dataclasses.fields(TrainConfig)
+            if f.name not in RUN_CONTROL and getattr(cfg, f.name) != getattr(old, f.name)]
+    if diff:
+        given = " and ".join(f"{_flag(n)} {new}" for n, new, _ in diff)
+        recorded = ", ".join(f"{n}={old}" for n, _, old in diff)
+        verb = "conflicts" if len(diff) == 1 else "conflict"
+        raise ValueError(f"{given} {verb} with the checkpoint's {recorded} ({ckpt}); --resume continues the run "
+                         "as it was configured: drop the flag(s), or pass another --out to start a new run")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
@@ -417,6 +523,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     tokenizer = Tokenizer.from_file(ckpt / "tokenizer.json")
     model = Transformer(model_config).to(device)
     _load_weights(model, ckpt)
+    model.trained_with_bos = bool(state.get("bos", False))  # minicoder's documents: EOS-separated, no BOS
     model.eval()
     train_config = TrainConfig.from_dict(state["train_config"]) if "train_config" in state else None
     return Checkpoint(model, tokenizer, model_config, train_config, state, ckpt)
@@ -471,6 +578,71 @@ def estimate_loss(model, data: TokenData, split: str, cfg: TrainConfig, device, 
     return total.item() / cfg.eval_iters
 
 
+@torch.no_grad()
+def evaluate_split(model, data: TokenData, split: str = "val", seq_len: int | None = None, batch_size: int = 8,
+                   device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                   dist: DistInfo | None = None, progress: bool = False) -> dict:
+    """Score every token of a split exactly once; return its mean loss and bits per byte.
+
+    The split's N tokens are cut into non-overlapping windows: window j feeds tokens
+    [j*T, (j+1)*T) and predicts tokens [j*T + 1, (j+1)*T + 1), so the targets 1..N-1 are each
+    predicted once, with the context of their own window (T = seq_len, the model's training
+    context). The last window is shorter when T does not divide N - 1; it is scored too. Token 0
+    has nothing before it and is not predicted (minicoder's documents carry no BOS to predict it
+    from); its few bytes stay in the byte count. So, with `total` nats summed over the N - 1
+    predictions and B source bytes in the split:
+
+        loss = total / (N - 1)   nats per token;   bpb = total / (ln 2 * B) = bits_per_byte(loss, N - 1, B)
+
+    N = 9 and T = 4: windows feed [0..3], [4..7] and predict [1..4], [5..8]: 8 tokens, 2 windows.
+
+    Args:
+        model: a Transformer (or a module with its call signature); it is put in eval mode and back.
+        data: the prepared tokens; split: "val" or "train".
+        seq_len: T; None means the model's max_seq_len.
+        batch_size: full windows per forward pass.
+        device: where to run (default: the model's); dtype: autocast dtype (float32 means none).
+        dist: under torchrun, rank r scores batches r, r + world, ... and the sums are all-reduced.
+        progress: show a tqdm bar.
+
+    Returns {"loss": nats/token, "bpb": bits/byte, "tokens": N - 1, "bytes": B, "windows": count}.
+    """
+    from tqdm import tqdm
+
+    tokens = data.splits[split]
+    n = len(tokens)
+    if n < 2:
+        raise ValueError(f"split {split!r} has {n} token(s); at least 2 are needed to predict one")
+    T = seq_len or model.config.max_seq_len
+    device = device or next(model.parameters()).device
+    dist = dist or DistInfo()
+    starts = list(range(0, n - 1, T))  # window j starts at j*T; the last may hold fewer than T targets
+    full = [s for s in starts if s + T + 1 <= n]
+    batches = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
+    if len(full) < len(starts):
+        batches.append([starts[-1]])  # the short last window, on its own
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for i, batch in enumerate(tqdm(batches, desc=f"scoring {split}", unit="batch", disable=not progress)):
+        if i % dist.world_size != dist.rank:
+            continue
+        length = min(T + 1, n - batch[0])
+        rows = torch.from_numpy(np.stack([tokens.window(s, length) for s in batch]).astype(np.int64))  # (b, t+1)
+        x, y = rows[:, :-1].to(device), rows[:, 1:].to(device)  # (b, t) each
+        with autocast(torch.device(device), dtype):
+            logits = model(x)  # (b, t, V)
+        nats = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")  # (b * t,)
+        total += nats.double().sum()
+    if dist.world_size > 1:
+        torch.distributed.all_reduce(total)
+    model.train(was_training)
+    n_bytes = tokens.n_bytes
+    loss = total.item() / (n - 1)
+    return {"loss": loss, "bpb": bits_per_byte(loss, n - 1, n_bytes), "tokens": n - 1, "bytes": n_bytes,
+            "windows": len(starts)}
+
+
 def read_metrics(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -504,8 +676,57 @@ def plot_losses(metrics: list[dict], path: Path, title: str = "") -> None:
 # The loop
 
 
+def _keep_on_resume(m: dict, step: int, cfg: TrainConfig) -> bool:
+    """Whether a metrics line written before a resume at `step` belongs to the continued run.
+
+    Lines past the checkpoint go. At the checkpoint's own step, a training line stays, and so does
+    an evaluation on the schedule; the extra evaluation that ended a stopped run does not (the
+    uninterrupted run has none there), nor the final one of a finished run (it is written again).
+    """
+    if m["step"] != step:
+        return m["step"] < step
+    return "loss" in m or (step % cfg.eval_interval == 0 and step < cfg.max_steps)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `train()` after a completed step, whose checkpoint was written.
+
+    A KeyboardInterrupt, so a caller that does not catch it stops as Ctrl-C asks; `.summary` is
+    what train() would have returned (stopped="interrupted", no final evaluation).
+    """
+
+    def __init__(self, summary: dict):
+        super().__init__(f"interrupted at step {summary['step']}; checkpoint saved in {summary['out_dir']}")
+        self.summary = summary
+
+
+class _SigintFlag:
+    """While active, the first Ctrl-C sets `.raised` (the loop stops after its step); a second one
+    raises KeyboardInterrupt as usual. Only the main thread can take signals, so elsewhere it does nothing."""
+
+    def __init__(self):
+        self.raised, self._previous = False, None
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+        print("\nCtrl-C: finishing this step, then saving a checkpoint (Ctrl-C again quits without saving)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenizer, resume: bool = False,
-          stop_after: int | None = None, progress: bool = True) -> dict:
+          stop_after: int | None = None, progress: bool = True, on_step=None, run_args: dict | None = None) -> dict:
     """Train (or resume) a model; return a summary with the per-step losses and the final validation.
 
     Args:
@@ -513,10 +734,23 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         cfg: the run; cfg.out_dir receives checkpoints, metrics.jsonl and loss.png.
         data: prepared tokens with "train" and "val" splits.
         tokenizer: saved into every checkpoint.
-        resume: continue from the latest checkpoint in cfg.out_dir (required if one exists).
+        resume: continue from the latest checkpoint in cfg.out_dir (required if one exists). cfg must
+            equal the checkpoint's training configuration outside RUN_CONTROL, else ValueError.
         stop_after: stop (with a checkpoint) once this step is done, as if interrupted; the schedule
             still runs to cfg.max_steps.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar and print the evaluations.
+        on_step: called as on_step(step) after each completed step, on every rank (tests interrupt
+            a run with it).
+        run_args: a JSON-ready dict kept in trainer.json as "run_args" (`minicoder train` records
+            its data flags there, so that `--resume` rebuilds the same data).
+
+    Ctrl-C lets the current step finish, saves it, and raises `TrainingInterrupted` (a
+    KeyboardInterrupt) once the checkpoint is written; a second Ctrl-C raises KeyboardInterrupt at once.
+
+    Returns a dict: step; losses (this call's steps); val_loss and val_bpb (the sampled estimate at
+    the last step); val_loss_full, val_bpb_full, val_tokens_full (`evaluate_split` on the whole
+    validation split; None if cfg.eval_full is off or the run was interrupted); finished; stopped
+    (None, "stop_after", "time_limit" or "interrupted"); elapsed_s; out_dir.
     """
     from tqdm import tqdm
 
@@ -542,7 +776,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     model = Transformer(model_config).to(device)
     optimizer = make_optimizer(model, cfg, device)
     data_gen = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: see the module docstring
-    step, train_time = 0, 0.0
+    step, train_time, since_log = 0, 0.0, []  # since_log: losses since the last metrics line
     existing = find_checkpoint(run_dir)
     if existing is not None and not resume:
         raise ValueError(f"{run_dir} already holds a checkpoint ({existing.name}); pass --resume to continue it, "
@@ -553,6 +787,8 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         saved = _read_json(existing / "config.json")
         check_same_config(existing, saved, model_config)
         state = _read_json(existing / "trainer.json")
+        if "train_config" in state:
+            check_same_train_config(existing, state["train_config"], cfg)
         if state.get("data_key") != data.key:
             raise ValueError(f"checkpoint {existing} was trained on other tokens (another corpus or tokenizer); "
                              "pass the same --corpus/--tokenizer, or another --out to start a new run")
@@ -564,11 +800,20 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                              "resume from an earlier checkpoint or retrain") from None
         _restore_rng(existing, state, data_gen)
         step, train_time = state["step"], state.get("train_time_s", 0.0)
+        since_log = list(state.get("since_log", []))
+    elif cfg.init_from is not None:
+        source = find_checkpoint(cfg.init_from)
+        if source is None:
+            raise FileNotFoundError(f"init_from={cfg.init_from} holds no checkpoint; train that stage first "
+                                    "(e.g. the stage-1 preset), or pass --init-from none for random weights")
+        check_same_config(source, _read_json(source / "config.json"), model_config, ignore=("attn_impl", *STAGE_FIELDS),
+                          fix="--init-from must name a run of the same model shape (only context and RoPE may differ)")
+        _load_weights(model, source)
 
     metrics_path = run_dir / "metrics.jsonl"
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        kept = [m for m in read_metrics(metrics_path) if m["step"] <= step]  # drop lines past the checkpoint
+        kept = [m for m in read_metrics(metrics_path) if resume and _keep_on_resume(m, step, cfg)]
         metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     raw_model = model
@@ -577,8 +822,11 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     if dist.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # broadcast_buffers=False: the only buffers are the RoPE tables, equal on every rank by construction.
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        broadcast_buffers=False)
     own_micro = [m for m in range(cfg.grad_accum) if m % dist.world_size == dist.rank]
+    sampled_windows = cfg.eval_iters * cfg.batch_size
 
     def log(record: dict) -> None:
         if dist.is_main:
@@ -589,142 +837,207 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         t = time.monotonic()
         val_loss = estimate_loss(model, data, "val", cfg, device, dtype, dist)
         bpb = data.bits_per_byte("val", val_loss)
-        log({"step": step, "tokens": step * cfg.tokens_per_step, "val_loss": val_loss, "val_bpb": bpb})
+        log({"step": step, "tokens": step * cfg.tokens_per_step, "val_loss": val_loss, "val_bpb": bpb,
+             "val_sampled_windows": sampled_windows})
         timing["eval"] = time.monotonic() - t
         return val_loss, bpb
 
-    def checkpoint(finished: bool, stopped: str | None, val: tuple[float, float] | None) -> None:
+    def checkpoint(finished: bool, stopped: str | None, val: tuple[float, float] | None, full: dict | None) -> Path:
         t = time.monotonic()
+        path = None
         if dist.is_main:
             tensors, plain = _rng_state(data_gen)
             state = {"step": step, "tokens": step * cfg.tokens_per_step, "finished": finished, "stopped": stopped,
                      "train_time_s": train_time + time.monotonic() - t_start, "data_key": data.key,
                      "val_loss": val[0] if val else None, "val_bpb": val[1] if val else None,
-                     "world_size": dist.world_size, "train_config": dataclasses.asdict(cfg), "rng": plain}
-            save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors)
+                     "val_sampled_windows": sampled_windows,
+                     "val_loss_full": full["loss"] if full else None, "val_bpb_full": full["bpb"] if full else None,
+                     "val_tokens_full": full["tokens"] if full else None,
+                     "since_log": since_log, "bos": False,  # documents are separated by EOS only (data.py)
+                     "world_size": dist.world_size, "train_config": dataclasses.asdict(cfg), "rng": plain,
+                     "run_args": run_args}
+            path = save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors)
             plot_losses(read_metrics(metrics_path), run_dir / "loss.png", title=str(run_dir))
         if dist.world_size > 1:
             torch.distributed.barrier()
         timing["checkpoint"] = time.monotonic() - t
+        return path
 
-    def out_of_time(extra: float) -> bool:
-        """True if `extra` more seconds plus a final evaluation and checkpoint would pass the limit."""
-        if cfg.time_limit_s is None:
-            return False
-        reserve = timing.get("eval", cfg.eval_iters * timing["step"] / (3 * cfg.grad_accum))
-        reserve += timing.get("checkpoint", 1.0)
-        late = time.monotonic() - t_start + extra + reserve > cfg.time_limit_s
-        if dist.world_size > 1:  # every rank must take the same decision
-            flag = torch.tensor(float(late), device=device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            late = bool(flag.item())
-        return late
+    def stop_reason(extra: float, interrupt: bool) -> str | None:
+        """"interrupted" after a Ctrl-C, "time_limit" if `extra` more seconds plus the final evaluations
+        and checkpoint would pass the limit, else None; every rank takes the same decision."""
+        late = False
+        if cfg.time_limit_s is not None:
+            per_window = timing["eval"] / sampled_windows if "eval" in timing else \
+                timing["step"] / (3 * cfg.grad_accum * cfg.batch_size)  # a forward pass ~ 1/3 of a step
+            reserve = per_window * sampled_windows + timing.get("checkpoint", 1.0)
+            if cfg.eval_full:
+                reserve += per_window * len(data.splits["val"]) / cfg.seq_len
+            late = time.monotonic() - t_start + extra + reserve > cfg.time_limit_s
+        if dist.world_size > 1:
+            flags = torch.tensor([float(late), float(interrupt)], device=device)
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            late, interrupt = bool(flags[0].item()), bool(flags[1].item())
+        return "interrupted" if interrupt else "time_limit" if late else None
 
     timing = {"step": 0.0}
     losses: list[float] = []
-    stopped, val, val_step = None, None, -1
+    stopped, val, val_step, full = None, None, -1, None
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not (progress and dist.is_main),
                dynamic_ncols=True)
-    t_log, steps_log = time.monotonic(), 0
+    t_log, steps_timed = time.monotonic(), 0
     model.train()
-    while step < cfg.max_steps:
-        if stop_after is not None and step >= stop_after:
-            stopped = "stop_after"
-            break
-        if out_of_time(timing["step"]):
-            stopped = "time_limit"
-            break
-        t_step = time.monotonic()
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(cfg.grad_accum):
-            x, y = data.get_batch("train", cfg.batch_size, cfg.seq_len, data_gen)  # (B, T) each, drawn on every rank
-            if micro not in own_micro:
-                continue
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            # DDP all-reduces gradients on this rank's last micro-batch of the step only.
-            sync = nullcontext() if dist.world_size == 1 or micro == own_micro[-1] else model.no_sync()
-            with sync:
-                with autocast(device, dtype):
-                    logits = model(x)  # (B, T, V)
-                    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-                (loss / len(own_micro)).backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        if dist.world_size > 1:
-            torch.distributed.all_reduce(loss_sum)
-        loss_value = loss_sum.item() / cfg.grad_accum
-        losses.append(loss_value)
-        timing["step"] = time.monotonic() - t_step
-        steps_log += 1
-        bar.update(1)
-        if step % cfg.log_interval == 0 or step == cfg.max_steps:
-            tok_s = steps_log * cfg.tokens_per_step / (time.monotonic() - t_log)
-            mean_loss = sum(losses[-steps_log:]) / steps_log  # over the steps since the last line
-            log({"step": step, "tokens": step * cfg.tokens_per_step, "loss": mean_loss, "lr": lr,
-                 "grad_norm": grad_norm.item(), "tokens_per_s": tok_s})
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
-            t_log, steps_log = time.monotonic(), 0
-        if step % cfg.eval_interval == 0 and step < cfg.max_steps:
-            if out_of_time(timing.get("eval", 0.0)):  # leave the time for the final evaluation instead
-                stopped = "time_limit"
+    with _SigintFlag() as sigint:
+        while step < cfg.max_steps:
+            if stop_after is not None and step >= stop_after:
+                stopped = "stop_after"
                 break
-            val, val_step = evaluate(), step
-            if progress and dist.is_main:
-                bar.write(f"step {step}: val loss {val[0]:.4f}, {val[1]:.4f} bits/byte")
-        if step % cfg.checkpoint_interval == 0 and step < cfg.max_steps and stop_after != step:
-            checkpoint(False, None, val)
-    bar.close()
-    finished = step >= cfg.max_steps
-    if val is None or val_step != step:
-        val = evaluate()
-    if dist.is_main and progress:
-        print(f"step {step}: val loss {val[0]:.4f}, {val[1]:.4f} bits/byte ({stopped or 'finished'})")
-    checkpoint(finished, stopped, val)
-    return {"step": step, "losses": losses, "val_loss": val[0], "val_bpb": val[1], "finished": finished,
-            "stopped": stopped, "elapsed_s": time.monotonic() - t_start, "out_dir": str(run_dir)}
+            stopped = stop_reason(timing["step"], sigint.raised)
+            if stopped:
+                break
+            t_step = time.monotonic()
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            gen_state = data_gen.get_state()
+            loss_sum = torch.zeros((), device=device)
+            try:
+                for micro in range(cfg.grad_accum):
+                    x, y = data.get_batch("train", cfg.batch_size, cfg.seq_len, data_gen)  # (B, T) each, on every rank
+                    if micro not in own_micro:
+                        continue
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    # DDP all-reduces gradients on this rank's last micro-batch of the step only.
+                    sync = nullcontext() if dist.world_size == 1 or micro == own_micro[-1] else model.no_sync()
+                    with sync:
+                        with autocast(device, dtype):
+                            logits = model(x)  # (B, T, V)
+                            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                        (loss / len(own_micro)).backward()
+                    loss_sum += loss.detach()
+            except KeyboardInterrupt:  # raised before the update: undo this step's draws, keep the last one
+                if dist.world_size > 1:
+                    raise  # the other ranks are waiting in an all-reduce; the last checkpoint stands
+                data_gen.set_state(gen_state)
+                optimizer.zero_grad(set_to_none=True)
+                stopped = "interrupted"
+                break
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                       cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if dist.world_size > 1:
+                torch.distributed.all_reduce(loss_sum)
+            loss_value = loss_sum.item() / cfg.grad_accum
+            losses.append(loss_value)
+            since_log.append(loss_value)
+            timing["step"] = time.monotonic() - t_step
+            steps_timed += 1
+            bar.update(1)
+            if step % cfg.log_interval == 0 or step == cfg.max_steps:
+                tok_s = steps_timed * cfg.tokens_per_step / (time.monotonic() - t_log)
+                mean_loss = sum(since_log) / len(since_log)  # over the steps since the last line, resumes included
+                log({"step": step, "tokens": step * cfg.tokens_per_step, "loss": mean_loss, "lr": lr,
+                     "grad_norm": grad_norm.item(), "tokens_per_s": tok_s})
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
+                t_log, steps_timed, since_log = time.monotonic(), 0, []
+            if step % cfg.eval_interval == 0 and step < cfg.max_steps:
+                if stop_reason(timing.get("eval", 0.0), False) == "time_limit":  # keep the time for the final one
+                    stopped = "time_limit"
+                    break
+                val, val_step = evaluate(), step
+                if progress and dist.is_main:
+                    bar.write(f"step {step}: val loss {val[0]:.4f}, {val[1]:.4f} bits/byte "
+                              f"(sampled: {sampled_windows} windows)")
+            if step % cfg.checkpoint_interval == 0 and step < cfg.max_steps and stop_after != step:
+                checkpoint(False, None, val, None)
+            if on_step is not None:
+                on_step(step)
+        bar.close()
+        finished = step >= cfg.max_steps
+        if stopped == "interrupted":  # save now; the resumed run evaluates
+            val = val if val_step == step else None
+        else:
+            if val is None or val_step != step:
+                val = evaluate()
+            if cfg.eval_full:
+                full = evaluate_split(raw_model, data, "val", cfg.seq_len, cfg.batch_size, device, dtype, dist,
+                                      progress=progress and dist.is_main)
+            if dist.is_main and progress:
+                print(f"step {step}: val loss {val[0]:.4f}, {val[1]:.4f} bits/byte (sampled: {sampled_windows} "
+                      f"windows; {stopped or 'finished'})")
+                if full:
+                    print(f"step {step}: full validation split ({full['tokens']:,} tokens, each once): "
+                          f"{full['loss']:.4f} nats/token, {full['bpb']:.4f} bits/byte")
+        path = checkpoint(finished, stopped, val, full)
+    summary = {"step": step, "losses": losses, "val_loss": val[0] if val else None,
+               "val_bpb": val[1] if val else None, "val_loss_full": full["loss"] if full else None,
+               "val_bpb_full": full["bpb"] if full else None, "val_tokens_full": full["tokens"] if full else None,
+               "finished": finished, "stopped": stopped, "elapsed_s": time.monotonic() - t_start,
+               "out_dir": str(run_dir)}
+    if stopped == "interrupted":
+        if dist.is_main:
+            print(f"interrupted: saved {path} (step {step} of {cfg.max_steps}); continue with:\n"
+                  f"    minicoder train --out {run_dir} --resume", file=sys.stderr, flush=True)
+        raise TrainingInterrupted(summary)
+    return summary
 
 
 # -----------------------------------------------------------------------------
 # Command line: `minicoder train`
 
+# Flags that fix the data; recorded in trainer.json ("run_args") and restored by --resume.
+DATA_FLAGS = MappingProxyType({"corpus": None, "data": None, "tokenizer": None, "ext": ".py", "val_fraction": 0.03,
+                               "fim_rate": 0.5, "vocab_size": 4096})
+_PATH_FLAGS = ("corpus", "data", "tokenizer")
+# TrainConfig fields that have a flag of their own.
+TRAIN_FLAGS = ("batch_size", "seq_len", "grad_accum", "max_steps", "lr", "warmup_steps", "weight_decay", "grad_clip",
+               "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "time_limit_s", "device",
+               "dtype", "compile", "eval_full", "init_from")
+
 
 def register_cli(sub) -> None:
     p = sub.add_parser("train", help="train a model on a directory of source files (default: the Python stdlib)")
-    p.add_argument("--preset", default="tiny", choices=sorted(TRAIN_PRESETS),
-                   help="training preset (TrainConfig) and, unless --model is given, model preset (default: tiny)")
-    p.add_argument("--model", default=None, help="ModelConfig preset (default: the same name as --preset)")
+    p.add_argument("--preset", default=None, choices=sorted(TRAIN_PRESETS),
+                   help="training preset (TrainConfig); it names the model preset it trains (default: tiny)")
+    p.add_argument("--model", default=None,
+                   help="ModelConfig preset; must be the one --preset trains (default: that one)")
     p.add_argument("--corpus", default=None, help="directory of source files (default: this Python's standard library)")
     p.add_argument("--data", default=None,
                    help="token directory written by `minicoder prepare` (instead of --corpus; needs --tokenizer)")
-    p.add_argument("--ext", default=".py", help="file name ending to train on (default: .py)")
-    p.add_argument("--val-fraction", type=float, default=0.03, help="share of files held out for validation (default: 0.03)")
-    p.add_argument("--fim-rate", type=float, default=0.5,
+    p.add_argument("--ext", default=None, help="file name ending to train on (default: .py)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of files held out for validation (default: 0.03)")
+    p.add_argument("--fim-rate", type=float, default=None,
                    help="share of training documents turned into FIM samples (default: 0.5, as DeepSeek-Coder)")
     p.add_argument("--tokenizer", default=None,
                    help="tokenizer.json to use (default: train a BPE tokenizer on the corpus, cached in --cache-dir)")
-    p.add_argument("--vocab-size", type=int, default=4096,
+    p.add_argument("--vocab-size", type=int, default=None,
                    help="vocabulary of the tokenizer trained when --tokenizer is not given (default: 4096)")
     p.add_argument("--cache-dir", default=".cache", help="where tokenizers and token files are cached (default: .cache)")
-    p.add_argument("--out", default=None, help="run directory for checkpoints and logs (default: the preset's out_dir)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--out", default=None,
+                   help="run directory for checkpoints and logs (default: runs/train-<preset>; runs/tiny is "
+                        "`make train-tiny`'s)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out with its own recorded configuration; flags that would change "
+                        "it are refused, except run control (--time-limit-s, --device, --compile, --stop-after, ...)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop after this step as if interrupted (the schedule still runs to --max-steps)")
     p.add_argument("--attn-impl", default=None, choices=["naive", "sdpa"],
                    help="attention path (default: the model preset's); both give the same function")
+    p.add_argument("--init-from", default=None,
+                   help="start from the weights of this run or checkpoint (the -long presets: their stage-1 run); "
+                        "'none' for random weights (default: the preset's)")
     for name, typ, helptext in [
         ("batch-size", int, "windows per micro-batch per process"), ("seq-len", int, "tokens per window"),
         ("grad-accum", int, "micro-batches per optimizer step, over all processes"),
-        ("max-steps", int, "optimizer steps in the whole run"), ("lr", float, "peak learning rate"),
+        ("max-steps", int, "optimizer steps in the whole run (0: evaluate and checkpoint the initial weights)"),
+        ("lr", float, "peak learning rate"),
         ("warmup-steps", int, "linear warm-up steps"), ("weight-decay", float, "AdamW decay on matrices"),
         ("grad-clip", float, "clip the gradient norm to this (0: off)"),
-        ("eval-interval", int, "steps between validation evaluations"),
-        ("eval-iters", int, "validation micro-batches per evaluation"),
+        ("eval-interval", int, "steps between sampled validation estimates"),
+        ("eval-iters", int, "validation micro-batches per sampled estimate"),
         ("checkpoint-interval", int, "steps between checkpoints"), ("log-interval", int, "steps between metric lines"),
         ("seed", int, "seed of the model's init and the data order"),
         ("time-limit-s", float, "stop cleanly after this many seconds, final evaluation included"),
@@ -733,40 +1046,98 @@ def register_cli(sub) -> None:
         p.add_argument(f"--{name}", type=typ, default=None, help=f"{helptext} (default: the preset's)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model (default: the preset's)")
+    p.add_argument("--eval-full", action=argparse.BooleanOptionalAction, default=None,
+                   help="score the whole validation split at the end, every token once (default: yes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cli_train)
 
 
+def _given_run_args(args) -> dict:
+    """The preset, model and data flags given on this command line (paths made absolute)."""
+    given = {k: getattr(args, k) for k in ("preset", "model", *DATA_FLAGS) if getattr(args, k) is not None}
+    for k in _PATH_FLAGS:
+        if k in given:
+            given[k] = str(Path(given[k]).resolve())
+    return given
+
+
 def _cli_train(args) -> int:
+    from minicoder.config import PRESETS
     from minicoder.tokenizer import Tokenizer
 
     progress = not args.no_progress
-    if args.tokenizer:
-        tok = Tokenizer.from_file(args.tokenizer)
-    elif args.data:
-        raise ValueError("--data needs the tokenizer its tokens were made with; pass --tokenizer path/to/tokenizer.json")
+    given = _given_run_args(args)
+    out = Path(args.out or f"runs/train-{args.preset or 'tiny'}")
+    overrides = {n: getattr(args, n) for n in TRAIN_FLAGS if getattr(args, n) is not None}
+    if isinstance(overrides.get("init_from"), str) and overrides["init_from"].lower() == "none":
+        overrides["init_from"] = None
+    ckpt = find_checkpoint(out) if args.resume else None
+    if args.resume and ckpt is None:
+        raise FileNotFoundError(f"--resume given but {out} holds no checkpoint; drop --resume to start a new run, "
+                                "or pass the run's --out")
+    if ckpt is not None:  # the run's own configuration, from its checkpoint
+        state = _read_json(ckpt / "trainer.json")
+        recorded = state.get("run_args") or {}
+        clash = [k for k, v in given.items() if k in recorded and recorded[k] != v]
+        if clash:
+            verb = "conflicts" if len(clash) == 1 else "conflict"
+            raise ValueError(" and ".join(f"{_flag(k)} {given[k]}" for k in clash) + f" {verb} with the checkpoint's "
+                             + ", ".join(f"{k}={recorded[k]}" for k in clash) + f" ({ckpt}); --resume continues the "
+                             "run as it was configured: drop the flag(s), or pass another --out to start a new run")
+        run_args = {**DATA_FLAGS, "preset": "tiny", **recorded, **given}
+        tok = Tokenizer.from_file(ckpt / "tokenizer.json")
+        saved = _read_json(ckpt / "config.json")
+        if args.attn_impl:
+            saved["attn_impl"] = args.attn_impl
+        model_config = ModelConfig.from_dict(saved)
+        cfg = TrainConfig.from_dict({**state.get("train_config", {}), **overrides, "out_dir": str(out)})
     else:
-        tok = corpus_tokenizer(args.corpus, args.ext, args.vocab_size, args.val_fraction, args.cache_dir, progress)
-    if args.data:
-        data = TokenData.load(args.data)
+        run_args = {**DATA_FLAGS, "preset": "tiny", **given}
+        preset = run_args["preset"]
+        model_name = TRAIN_PRESET_MODELS[preset]
+        if args.model is not None and args.model not in PRESETS:
+            raise ValueError(f"unknown model preset {args.model!r} (--model); choose one of: {', '.join(PRESETS)}")
+        if args.model is not None and args.model != model_name:
+            trains_it = [t for t, m in TRAIN_PRESET_MODELS.items() if m == args.model]
+            hint = f"use --preset {trains_it[0]}, which trains it" if trains_it else "no training preset trains it"
+            raise ValueError(f"--model {args.model} disagrees with --preset {preset}, whose recipe trains "
+                             f"{model_name}; drop --model, or {hint}")
+        run_args["model"] = model_name
+        if run_args["tokenizer"]:
+            tok = Tokenizer.from_file(run_args["tokenizer"])
+        elif run_args["data"]:
+            raise ValueError("--data needs the tokenizer its tokens were made with; pass --tokenizer path/to/tokenizer.json")
+        else:
+            tok = corpus_tokenizer(run_args["corpus"], run_args["ext"], run_args["vocab_size"],
+                                   run_args["val_fraction"], args.cache_dir, progress)
+        model_overrides = {"vocab_size": tok.vocab_size}
+        if args.attn_impl:
+            model_overrides["attn_impl"] = args.attn_impl
+        model_config = ModelConfig.from_preset(model_name, **model_overrides)
+        cfg = TrainConfig.from_preset(preset, **overrides, out_dir=str(out))
+    if run_args["data"]:
+        data = TokenData.load(run_args["data"])
         if data.meta.get("tokenizer_sha256") != tokenizer_fingerprint(tok):
-            raise ValueError(f"{args.data} was tokenized with another tokenizer than {args.tokenizer}; "
+            raise ValueError(f"{run_args['data']} was tokenized with another tokenizer than {run_args['tokenizer']}; "
                              "pass the tokenizer given to `minicoder prepare`")
     else:
-        data = prepare_tokens(tok, args.corpus, args.ext, args.val_fraction, args.cache_dir,
-                              fim_rate=args.fim_rate, progress=progress)
-    model_overrides = {"vocab_size": tok.vocab_size}
-    if args.attn_impl:
-        model_overrides["attn_impl"] = args.attn_impl
-    model_config = ModelConfig.from_preset(args.model or args.preset, **model_overrides)
-    names = ["batch_size", "seq_len", "grad_accum", "max_steps", "lr", "warmup_steps", "weight_decay", "grad_clip",
-             "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "time_limit_s", "device",
-             "dtype", "compile"]
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    if args.out:
-        overrides["out_dir"] = args.out
-    cfg = TrainConfig.from_preset(args.preset, **overrides)
-    summary = train(model_config, cfg, data, tok, resume=args.resume, stop_after=args.stop_after, progress=progress)
-    print(f"{cfg.out_dir}: step {summary['step']}, validation {summary['val_bpb']:.4f} bits/byte, "
-          f"{summary['elapsed_s']:.0f} s; loss plot {Path(cfg.out_dir) / 'loss.png'}")
+        data = prepare_tokens(tok, run_args["corpus"], run_args["ext"], run_args["val_fraction"], args.cache_dir,
+                              fim_rate=run_args["fim_rate"], progress=progress)
+    try:
+        summary = train(model_config, cfg, data, tok, resume=ckpt is not None, stop_after=args.stop_after,
+                        progress=progress, run_args=run_args)
+    except TrainingInterrupted:
+        return 130  # train() printed where it saved and how to resume
+    except KeyboardInterrupt:
+        print(f"interrupted without saving; the last checkpoint in {out} continues with: "
+              f"minicoder train --out {out} --resume", file=sys.stderr)
+        return 130
+    if summary["val_bpb_full"] is not None:
+        figure = f"validation {summary['val_bpb_full']:.4f} bits/byte (full split, {summary['val_tokens_full']:,} tokens)"
+    else:
+        figure = f"validation {summary['val_bpb']:.4f} bits/byte (sampled)"
+    print(f"{out}: step {summary['step']}, {figure}, {summary['elapsed_s']:.0f} s; loss plot {out / 'loss.png'}")
+    if not summary["finished"]:
+        print(f"stopped ({summary['stopped']}) at step {summary['step']} of {cfg.max_steps}; continue with: "
+              f"minicoder train --out {out} --resume")
     return 0

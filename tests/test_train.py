@@ -16,8 +16,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from minicoder.cli import main as cli_main
 from minicoder.config import ModelConfig
@@ -25,7 +27,11 @@ from minicoder.data import default_corpus_dir, prepare_tokens
 from minicoder.model import Transformer
 from minicoder.tokenizer import Tokenizer
 from minicoder.train import (
+    TRAIN_PRESET_MODELS,
+    TRAIN_PRESETS,
     TrainConfig,
+    TrainingInterrupted,
+    evaluate_split,
     load_checkpoint,
     lr_at,
     make_optimizer,
@@ -269,7 +275,7 @@ def test_cli_trains_and_errors_are_one_line(corpus, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("minicoder train: error:") and "pass --resume" in err and "\n" not in err
     assert cli_main(["train", *common, "--model", "nonexistent", *tiny]) == 1
-    assert "unknown preset 'nonexistent'" in capsys.readouterr().err
+    assert "unknown model preset 'nonexistent' (--model)" in capsys.readouterr().err
 
 
 _DDP_SCRIPT = """
@@ -278,6 +284,15 @@ from minicoder.config import ModelConfig
 from minicoder.data import TokenData
 from minicoder.tokenizer import Tokenizer
 from minicoder.train import TrainConfig, train
+import torch.nn.parallel as parallel
+
+class SpyDDP(parallel.DistributedDataParallel):  # records how train() wraps the model
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if os.environ["RANK"] == "0":
+            open(sys.argv[6], "w").write(json.dumps({"broadcast_buffers": self.broadcast_buffers}))
+
+parallel.DistributedDataParallel = SpyDDP
 mc, cfg = ModelConfig.from_dict(json.loads(sys.argv[3])), TrainConfig(**json.loads(sys.argv[4]))
 summary = train(mc, cfg, TokenData.load(sys.argv[1]), Tokenizer.from_file(sys.argv[2]), progress=False)
 if os.environ["RANK"] == "0":
@@ -297,10 +312,12 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
     script.write_text(_DDP_SCRIPT)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                     str(script), str(data.path), str(tmp_path / "tok.json"), json.dumps(mc.to_dict()),
-                    json.dumps(asdict(cfg)), str(tmp_path / "losses.json")],
+                    json.dumps(asdict(cfg)), str(tmp_path / "losses.json"), str(tmp_path / "ddp.json")],
                    check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert json.loads((tmp_path / "losses.json").read_text()) == pytest.approx(one["losses"], abs=1e-5)
     assert load_checkpoint(tmp_path / "ddp").state["world_size"] == 2
+    # the RoPE tables are buffers, equal on every rank by construction: DDP must not re-send them each step
+    assert json.loads((tmp_path / "ddp.json").read_text()) == {"broadcast_buffers": False}
 
 
 def test_sample_report_runs_the_parse_check_on_twenty_headers(tok, data, tmp_path):
@@ -315,3 +332,254 @@ def test_sample_report_runs_the_parse_check_on_twenty_headers(tok, data, tmp_pat
     assert report["parse_total"] == 20 and report["parse_ok"] == sum(r["parses"] for r in report["parse_results"])
     assert [r["header"] for r in report["parse_results"]] == list(PARSE_HEADERS)
     assert isinstance(report["fibonacci"], str) and isinstance(report["fim"]["middle"], str)
+
+
+# -- DeepSeek's stages: presets against the paper ---------------------------------
+
+
+@pytest.mark.parametrize("size, windows, lr", [("1.3b", 1024, 5.3e-4), ("6.7b", 2304, 4.2e-4), ("33b", 3840, 3.5e-4)])
+def test_stage_presets_match_the_paper(size, windows, lr):
+    # Table 2 (batch in windows, peak lr), section 3.4 (2,000 warm-up steps, 1.8T tokens of 4K windows),
+    # section 3.6 (16K stage: base 100,000, linear x4, batch 512, 1,000 steps at the final rate).
+    stage1 = TrainConfig.from_preset(f"deepseek-coder-{size}")
+    assert stage1.batch_size * stage1.grad_accum == windows and stage1.seq_len == 4096
+    assert (stage1.lr, stage1.warmup_steps, stage1.decay_at, stage1.decay_factor) == (lr, 2000, (0.8, 0.9), 0.316)
+    assert stage1.max_steps * stage1.tokens_per_step == pytest.approx(1.8e12, rel=0.005)
+    model1 = ModelConfig.from_preset(TRAIN_PRESET_MODELS[f"deepseek-coder-{size}"])
+    assert TRAIN_PRESET_MODELS[f"deepseek-coder-{size}"] == f"deepseek-coder-{size}-stage1"
+    assert (model1.max_seq_len, model1.rope_theta, model1.rope_scaling_type) == (4096, 10000.0, None)
+    assert (model1.init_scheme, model1.init_std) == ("deepseek", 0.006)
+
+    long = TrainConfig.from_preset(f"deepseek-coder-{size}-long")
+    assert long.batch_size * long.grad_accum == 512 and long.seq_len == 16384 and long.max_steps == 1000
+    assert long.warmup_steps == 0 and long.decay_at == ()
+    assert long.lr == pytest.approx(lr * 0.316**2) and lr_at(0, long) == lr_at(999, long) == long.lr
+    assert long.lr == pytest.approx(lr_at(stage1.max_steps - 1, stage1))  # stage 1's final rate
+    assert long.init_from == stage1.out_dir == f"runs/train-deepseek-coder-{size}"
+    model2 = ModelConfig.from_preset(TRAIN_PRESET_MODELS[f"deepseek-coder-{size}-long"])
+    assert model2 == ModelConfig.from_preset(f"deepseek-coder-{size}")  # the released model
+    assert (model2.max_seq_len, model2.rope_theta, model2.rope_scaling_type, model2.rope_scaling_factor) == \
+        (16384, 100000.0, "linear", 4.0)
+
+
+def test_tiny_preset_and_train_presets_are_complete():
+    assert set(TRAIN_PRESET_MODELS) == set(TRAIN_PRESETS)
+    assert TRAIN_PRESET_MODELS["tiny"] == "tiny" and TrainConfig.from_preset("tiny").out_dir == "runs/tiny"
+
+
+def test_model_that_disagrees_with_the_preset_is_refused(capsys):
+    assert cli_main(["train", "--preset", "deepseek-coder-1.3b", "--model", "deepseek-coder-6.7b"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("minicoder train: error: --model deepseek-coder-6.7b disagrees with --preset deepseek-coder-1.3b, "
+                   "whose recipe trains deepseek-coder-1.3b-stage1; drop --model, or use --preset "
+                   "deepseek-coder-6.7b-long, which trains it")
+    assert cli_main(["train", "--preset", "tiny", "--model", "deepseek-coder-1.3b-stage1"]) == 1
+    assert "use --preset deepseek-coder-1.3b, which trains it" in capsys.readouterr().err
+
+
+def test_init_from_starts_the_16k_stage_from_stage_1_weights(tok, data, tmp_path):
+    stage1 = micro_model(tok, rope_theta=10000.0, init_scheme="deepseek", init_std=0.006)
+    train(stage1, micro_train(tmp_path / "s1", max_steps=2, warmup_steps=1, eval_interval=2), data, tok, progress=False)
+    long = micro_model(tok, max_seq_len=64, rope_theta=100000.0, rope_scaling_type="linear", rope_scaling_factor=4.0)
+    summary = train(long, micro_train(tmp_path / "s2", max_steps=0, init_from=str(tmp_path / "s1")), data, tok,
+                    progress=False)
+    assert summary["step"] == 0 and summary["finished"]
+    a, b = load_checkpoint(tmp_path / "s1").model, load_checkpoint(tmp_path / "s2")
+    assert b.model_config.rope_theta == 100000.0
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.model.state_dict().values()))
+    with pytest.raises(ValueError, match=r"d_model: 32 in the checkpoint, 64 requested\); --init-from must name"):
+        train(micro_model(tok, d_model=64), micro_train(tmp_path / "s3", init_from=str(tmp_path / "s1")), data, tok,
+              progress=False)
+    with pytest.raises(FileNotFoundError, match="holds no checkpoint; train that stage first"):
+        train(long, micro_train(tmp_path / "s4", init_from=str(tmp_path / "nothing")), data, tok, progress=False)
+
+
+# -- the exact validation figure ------------------------------------------------------
+
+
+def _reference_full_split(model, tokens, T) -> tuple[float, int, int]:
+    """Every window on its own, in float64: (total nats, predicted tokens, windows)."""
+    m64 = Transformer(model.config).double().eval()
+    m64.load_state_dict(model.state_dict())
+    ids = torch.from_numpy(np.asarray(tokens.window(0, len(tokens))).astype(np.int64))
+    total, count, windows = 0.0, 0, 0
+    with torch.no_grad():
+        for s in range(0, len(ids) - 1, T):
+            w = ids[s:s + T + 1]
+            logits = m64(w[None, :-1])[0]  # (t, V) float64
+            total += F.cross_entropy(logits, w[1:], reduction="sum").item()
+            count, windows = count + len(w) - 1, windows + 1
+    return total, count, windows
+
+
+def test_evaluate_split_scores_every_token_once(tok, data):
+    torch.manual_seed(0)
+    model = Transformer(micro_model(tok))
+    tokens = data.splits["val"]
+    n, T = len(tokens), 29  # 29 leaves a short last window
+    assert (n - 1) % T
+    total, count, windows = _reference_full_split(model, tokens, T)
+    assert count == n - 1 and windows == math.ceil((n - 1) / T)
+    got = evaluate_split(model, data, "val", seq_len=T, batch_size=3)
+    assert got["tokens"] == n - 1 and got["windows"] == windows and got["bytes"] == tokens.n_bytes
+    assert got["loss"] == pytest.approx(total / (n - 1), rel=1e-6)  # float32 model vs float64 reference
+    assert got["bpb"] == pytest.approx(total / (math.log(2) * tokens.n_bytes), rel=1e-6)
+    one = evaluate_split(model, data, "val", seq_len=T, batch_size=1)  # batching changes nothing but rounding
+    assert one["loss"] == pytest.approx(got["loss"], rel=1e-6)
+    assert model.training  # put back as it was
+    assert evaluate_split(model, data, "val")["windows"] == math.ceil((n - 1) / model.config.max_seq_len)
+
+
+def test_max_steps_zero_evaluates_and_checkpoints_the_initial_weights(tok, data, tmp_path):
+    with pytest.raises(ValueError, match="max_steps must be an integer >= 0, got -1; set --max-steps"):
+        TrainConfig(max_steps=-1)
+    assert TrainConfig.from_preset("tiny", max_steps=0).max_steps == 0  # the preset's warm-up is moot then
+    summary = train(micro_model(tok), micro_train(tmp_path, max_steps=0), data, tok, progress=False)
+    assert summary["step"] == 0 and summary["losses"] == [] and summary["finished"]
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.path.name == "ckpt-000000"
+    assert summary["val_bpb_full"] == pytest.approx(evaluate_split(ckpt.model, data, "val", 32, 4)["bpb"], rel=1e-12)
+    torch.manual_seed(micro_train(tmp_path).seed)
+    fresh = Transformer(micro_model(tok))
+    assert all(torch.equal(p, q) for p, q in zip(fresh.state_dict().values(), ckpt.model.state_dict().values()))
+
+
+# -- stopping, Ctrl-C and resuming: the same run, the same metrics.jsonl -----------------
+
+
+def _metrics_without_wall_clock(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in read_metrics(run_dir / "metrics.jsonl")]
+
+
+def _resume_cfg(out_dir, **kw) -> TrainConfig:
+    # log every 3 steps, evaluate every 4: a stop at step 5 falls inside both intervals
+    return micro_train(out_dir, **{**dict(max_steps=8, log_interval=3, eval_interval=4, checkpoint_interval=4), **kw})
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_resume_continues_bitwise(tok, data, tmp_path, capsys, monkeypatch):
+    mc = micro_model(tok)
+    straight = train(mc, _resume_cfg(tmp_path / "straight"), data, tok, progress=False)
+    expected = _metrics_without_wall_clock(tmp_path / "straight")
+    assert [m["step"] for m in expected if "loss" in m] == [3, 6, 8]
+
+    # 1. a real Ctrl-C (SIGINT to this process) during step 5: the step finishes, then a checkpoint
+    def ctrl_c_at_5(step):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as e:  # a KeyboardInterrupt: callers stop, as Ctrl-C asks
+        train(mc, _resume_cfg(tmp_path / "sigint"), data, tok, progress=False, on_step=ctrl_c_at_5)
+    first = e.value.summary
+    assert first["stopped"] == "interrupted" and first["step"] == 5 and first["val_bpb_full"] is None
+    err = capsys.readouterr().err
+    assert "Ctrl-C" in err and f"minicoder train --out {tmp_path / 'sigint'} --resume" in err
+    assert load_checkpoint(tmp_path / "sigint").state["step"] == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+    # 2. KeyboardInterrupt raised inside step 6 (the 6th batch drawn): the step is undone, step 5 is saved
+    calls, real_get_batch = [0], data.get_batch
+
+    def interrupting_get_batch(split, *args):
+        calls[0] += split == "train"
+        if calls[0] == 6:
+            raise KeyboardInterrupt
+        return real_get_batch(split, *args)
+
+    monkeypatch.setattr(data, "get_batch", interrupting_get_batch)
+    with pytest.raises(TrainingInterrupted) as e:
+        train(mc, _resume_cfg(tmp_path / "raised"), data, tok, progress=False)
+    monkeypatch.undo()
+    raised = e.value.summary
+    assert raised["stopped"] == "interrupted" and raised["step"] == 5
+
+    # 3. stop_after at step 5 (what a time limit does): it evaluates there, a line the resumed run must drop
+    stopped = train(mc, _resume_cfg(tmp_path / "stop"), data, tok, stop_after=5, progress=False)
+    assert stopped["stopped"] == "stop_after" and stopped["val_bpb_full"] is not None
+
+    for name, before in [("sigint", first), ("raised", raised), ("stop", stopped)]:
+        after = train(mc, _resume_cfg(tmp_path / name), data, tok, resume=True, progress=False)
+        assert before["losses"] + after["losses"] == straight["losses"], name  # bitwise
+        assert _metrics_without_wall_clock(tmp_path / name) == expected, name
+        assert after["val_bpb_full"] == straight["val_bpb_full"], name
+
+
+def test_resume_refuses_a_changed_configuration(tok, data, tmp_path):
+    mc = micro_model(tok)
+    train(mc, micro_train(tmp_path, max_steps=4), data, tok, stop_after=2, progress=False)
+    with pytest.raises(ValueError) as e:
+        train(mc, micro_train(tmp_path, max_steps=4, lr=1.0, batch_size=8), data, tok, resume=True, progress=False)
+    assert str(e.value).startswith("--batch-size 8 and --lr 1.0 conflict with the checkpoint's batch_size=4, lr=0.003")
+    assert "\n" not in str(e.value)
+    # run control may change: a time limit, the device, compile, the full evaluation
+    summary = train(mc, micro_train(tmp_path, max_steps=4, time_limit_s=60.0, device="cpu", eval_full=False), data,
+                    tok, resume=True, progress=False)
+    assert summary["step"] == 4 and summary["val_bpb_full"] is None
+
+
+@pytest.mark.slow
+def test_cli_resume_restores_the_run_and_defaults_do_not_collide(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    flags = ["--corpus", str(corpus), "--vocab-size", "300", "--batch-size", "2", "--seq-len", "16", "--max-steps",
+             "4", "--warmup-steps", "1", "--eval-iters", "1", "--lr", "0.002", "--log-interval", "1"]
+    assert cli_main(["train", *flags, *cache, "--stop-after", "2"]) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "runs" / "train-tiny"  # not runs/tiny, which `make train-tiny` owns
+    assert not (tmp_path / "runs" / "tiny").exists() and load_checkpoint(run).state["step"] == 2
+    assert "stopped (stop_after) at step 2 of 4; continue with: minicoder train --out runs/train-tiny --resume" in out
+    # conflicting flags: one line naming each
+    assert cli_main(["train", "--resume", "--lr", "1", *cache]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minicoder train: error: --lr 1.0 conflicts with the checkpoint's lr=0.002") and "\n" not in err
+    assert cli_main(["train", "--resume", "--vocab-size", "400", "--fim-rate", "0", *cache]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minicoder train: error: --fim-rate 0.0 and --vocab-size 400 conflict with the "
+                          "checkpoint's fim_rate=0.5, vocab_size=300") and "\n" not in err
+    # --resume alone: the corpus, the tokenizer, the model and the recipe come from the checkpoint
+    assert cli_main(["train", "--resume", "--time-limit-s", "300", *cache]) == 0
+    out = capsys.readouterr().out
+    state = load_checkpoint(run).state
+    assert state["step"] == 4 and state["finished"] and state["train_config"]["lr"] == 0.002
+    assert state["train_config"]["time_limit_s"] == 300 and f"(full split, {state['val_tokens_full']:,} tokens)" in out
+    assert state["run_args"]["corpus"] == str(corpus.resolve()) and state["run_args"]["model"] == "tiny"
+    # --max-steps 0 means zero steps
+    assert cli_main(["train", *flags[:4], "--max-steps", "0", "--out", "zero", *cache]) == 0
+    assert load_checkpoint(tmp_path / "zero").state["step"] == 0
+
+
+def test_checkpoint_records_bos_convention_and_full_figure(tok, data, tmp_path):
+    summary = train(micro_model(tok), micro_train(tmp_path, max_steps=2, warmup_steps=1, eval_interval=2), data, tok,
+                    progress=False)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.state["bos"] is False and ckpt.model.trained_with_bos is False  # EOS-separated documents
+    assert ckpt.state["val_bpb_full"] == summary["val_bpb_full"]
+    assert summary["val_bpb_full"] == evaluate_split(ckpt.model, data, "val", 32, 4)["bpb"]
+    evals = [m for m in read_metrics(tmp_path / "metrics.jsonl") if "val_loss" in m]
+    assert evals and all(m["val_sampled_windows"] == 2 * 4 for m in evals)  # labelled: eval_iters x batch_size
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_command_line_saves_and_says_how_to_resume(corpus, tmp_path):
+    run = tmp_path / "run"
+    common = ["--corpus", str(corpus), "--vocab-size", "300", "--cache-dir", str(tmp_path / "cache"), "--out", str(run),
+              "--no-progress"]
+    flags = ["--batch-size", "2", "--seq-len", "16", "--max-steps", "100000", "--log-interval", "1", "--eval-iters", "1",
+             "--checkpoint-interval", "100000", "--eval-interval", "100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "minicoder.cli", "train", *common, *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(read_metrics(run / "metrics.jsonl")) < 3:  # a few steps done, no checkpoint yet
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    step = load_checkpoint(run).state["step"]
+    assert step >= 3 and f"minicoder train --out {run} --resume" in err and "Traceback" not in err
+    assert cli_main(["train", "--resume", *common, "--stop-after", str(step + 2)]) == 0
+    assert load_checkpoint(run).state["step"] == step + 2
