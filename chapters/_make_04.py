@@ -192,7 +192,8 @@ ax.plot(steps, [lr_at(s, cfg13) for s in steps])
 ax.set_xlabel("step"); ax.set_ylabel("learning rate"); ax.grid(alpha=0.3)
 ax.set_title(f"{cfg13.tokens_per_step:,} tokens per step, {cfg13.max_steps:,} steps")
 plt.tight_layout(); plt.show()
-print([f"{lr_at(s, cfg13):.2e}" for s in (0, 999, 1999, 343_999, 344_000, 387_000)])
+at80, at90 = round(0.8 * cfg13.max_steps), round(0.9 * cfg13.max_steps)   # the two decay points
+print({s: f"{lr_at(s, cfg13):.2e}" for s in (0, 999, 1999, at80 - 1, at80, at90)})
 
 decay, no_decay = param_groups(Transformer(config), 0.1)
 print(f"AdamW groups: {len(decay['params'])} matrices decay, {len(no_decay['params'])} RMSNorm gains do not")"""),
