@@ -726,7 +726,8 @@ class _SigintFlag:
 
 
 def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenizer, resume: bool = False,
-          stop_after: int | None = None, progress: bool = True, on_step=None, run_args: dict | None = None) -> dict:
+          stop_after: int | None = None, progress: bool = True, on_step=None, run_args: dict | None = None,
+          resume_command: str | None = None) -> dict:
     """Train (or resume) a model; return a summary with the per-step losses and the final validation.
 
     Args:
@@ -743,6 +744,8 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
             a run with it).
         run_args: a JSON-ready dict kept in trainer.json as "run_args" (`minicoder train` records
             its data flags there, so that `--resume` rebuilds the same data).
+        resume_command: what to print after Ctrl-C as the way to continue (default:
+            `minicoder train --out <out_dir> --resume`; a recipe names its own command).
 
     Ctrl-C lets the current step finish, saves it, and raises `TrainingInterrupted` (a
     KeyboardInterrupt) once the checkpoint is written; a second Ctrl-C raises KeyboardInterrupt at once.
@@ -979,7 +982,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     if stopped == "interrupted":
         if dist.is_main:
             print(f"interrupted: saved {path} (step {step} of {cfg.max_steps}); continue with:\n"
-                  f"    minicoder train --out {run_dir} --resume", file=sys.stderr, flush=True)
+                  f"    {resume_command or f'minicoder train --out {run_dir} --resume'}", file=sys.stderr, flush=True)
         raise TrainingInterrupted(summary)
     return summary
 

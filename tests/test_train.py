@@ -488,9 +488,10 @@ def test_ctrl_c_saves_and_resume_continues_bitwise(tok, data, tmp_path, capsys, 
 
     monkeypatch.setattr(data, "get_batch", interrupting_get_batch)
     with pytest.raises(TrainingInterrupted) as e:
-        train(mc, _resume_cfg(tmp_path / "raised"), data, tok, progress=False)
+        train(mc, _resume_cfg(tmp_path / "raised"), data, tok, progress=False, resume_command="make train-tiny")
     monkeypatch.undo()
     raised = e.value.summary
+    assert "continue with:\n    make train-tiny\n" in capsys.readouterr().err  # a recipe names its own command
     assert raised["stopped"] == "interrupted" and raised["step"] == 5
 
     # 3. stop_after at step 5 (what a time limit does): it evaluates there, a line the resumed run must drop
