@@ -3,6 +3,8 @@
 #   make train-tiny    train the tiny preset on this machine's Python standard library
 #   make student ASSIGNMENT=tokenizer OUT=/tmp/student   make a stubbed student copy
 #   make grade ASSIGNMENT=tokenizer STUDENT=/tmp/student grade a student copy with the same tests
+#   make chapters      open the chapters in JupyterLab, with this environment's kernel
+#   make chapters-build [CHAPTER=04]   execute chapter sources (chapters/NN_topic.py) into their notebooks
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +17,7 @@ TORCH_SPEC ?= torch==2.13.0
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-fast lint train-tiny student grade bench-tokenizer bench-train bench-data clean
+.PHONY: setup test test-fast lint train-tiny student grade chapters chapters-build bench-tokenizer bench-train bench-data clean
 
 setup: $(STAMP)
 
@@ -42,6 +44,12 @@ student: setup
 
 grade: setup
 	$(VENV)/bin/minicoder assignment grade $(ASSIGNMENT) --student $(STUDENT)
+
+chapters: setup
+	$(VENV)/bin/jupyter lab chapters/
+
+chapters-build: setup
+	$(PY) chapters/build.py $(CHAPTER)
 
 bench-tokenizer: setup
 	$(PY) benchmarks/tokenizer.py

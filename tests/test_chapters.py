@@ -1,9 +1,12 @@
-"""Every chapter notebook runs top to bottom (cwd = chapters/, no network, CPU).
+"""Every chapter notebook runs top to bottom (cwd = chapters/, no network, CPU), and every saved notebook
+holds the cells of its jupytext source (chapters/NN_topic.py), executed.
 
 Run: .venv/bin/pytest tests/test_chapters.py -q
-One chapter: .venv/bin/pytest tests/test_chapters.py -q -k 01_tokenizer
+One chapter: .venv/bin/pytest tests/test_chapters.py -q -k 04
+Rebuild a chapter's notebook after editing its source: .venv/bin/python chapters/build.py 04
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -13,11 +16,42 @@ from nbclient import NotebookClient
 
 CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+SOURCES = sorted(CHAPTERS.glob("[0-9][0-9]_*.py"))  # chapters without one yet are only executed
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("chapters_build", CHAPTERS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_chapters_exist():
     assert [p.name[:2] for p in NOTEBOOKS] == sorted({p.name[:2] for p in NOTEBOOKS})
     assert len(NOTEBOOKS) >= 1
+    assert {p.stem for p in SOURCES} <= {p.stem for p in NOTEBOOKS}, "a source without its notebook: build it"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_notebook_matches_source(source):
+    assert _build_module().differences(source) == []
+
+
+def test_differences_catches_drift(tmp_path):
+    build = _build_module()
+    source = tmp_path / "01_demo.py"
+    source.write_text('# %% [markdown]\n# # Chapter 1\n\n# %%\nprint("hi")\n', encoding="utf-8")
+    assert "missing" in build.differences(source)[0]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Chapter 1"),
+                                         nbformat.v4.new_code_cell('print("hi")', execution_count=1)],
+                                  metadata={"jupytext": {"formats": build.PAIRING}})
+    nbformat.write(nb, source.with_suffix(".ipynb"))
+    assert build.differences(source) == []
+    source.write_text(source.read_text().replace("hi", "hello"), encoding="utf-8")  # edited, not rebuilt
+    assert "cell 1 differs" in build.differences(source)[0]
+    nb.cells[1].execution_count = None                                               # saved without running
+    nbformat.write(nb, source.with_suffix(".ipynb"))
+    assert any("not executed" in p for p in build.differences(source))
 
 
 @pytest.mark.slow
