@@ -11,6 +11,7 @@ and starts over with `--retrain`.
 """
 
 import ast
+import dataclasses
 import json
 import shutil
 import time
@@ -19,6 +20,13 @@ from pathlib import Path
 from minicoder.config import ModelConfig
 from minicoder.data import prepare_repo_tokens, repo_tokenizer
 from minicoder.train import TrainConfig, _read_json, find_checkpoint, load_checkpoint, train
+
+BUDGET_S = 600.0  # the whole command, from a fresh clone whose .venv exists
+# Kept back from the training loop for what follows it: loading the checkpoint and the samples
+# (the final full-split evaluation is reserved inside train()'s own time limit).
+RESERVE_S = 30.0
+VOCAB_SIZE = 4096
+VAL_FRACTION = 0.1  # of the repositories (the standard library's top-level packages)
 
 # -----------------------------------------------------------------------------
 # Judging samples: does a completed function parse?
@@ -67,12 +75,14 @@ def parses(header: str, completion: str, complete: bool) -> bool:
 
 
 def register_cli(sub) -> None:
-    t = sub.add_parser("train-tiny", help="the `make train-tiny` flow: tokenizer, tokens, <=10 min of training, samples")
+    t = sub.add_parser("train-tiny", help="the `make train-tiny` flow: tokenizer, tokens, training, samples in <= 10 min")
     t.add_argument("--out", default="runs/tiny", help="run directory (default: runs/tiny)")
     t.add_argument("--cache-dir", default=".cache", help="where the tokenizer and tokens are cached (default: .cache)")
-    t.add_argument("--time-limit-s", type=float, default=600.0,
-                   help="wall-clock budget of the training loop, evaluations included (default: 600)")
-    t.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the tiny preset's)")
+    t.add_argument("--budget-s", type=float, default=BUDGET_S,
+                   help=f"wall-clock budget of the whole command, every phase included (default: {BUDGET_S:.0f}); "
+                        "on a machine too slow for the preset's steps, fewer steps are planned up front")
+    t.add_argument("--max-steps", type=int, default=None,
+                   help="optimizer steps (default: the tiny preset's); 0 trains nothing and evaluates the initial model")
     t.add_argument("--retrain", action="store_true", help="delete the run in --out and train again from scratch")
     t.add_argument("--seed", type=int, default=1337, help="seed of training and of the samples (default: 1337)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -106,48 +116,131 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 96) 
             "parse_ok": sum(r["parses"] for r in results), "parse_total": len(results), "parse_results": results}
 
 
+def plan_steps(model_config: ModelConfig, cfg: TrainConfig, seconds: float, slack: float = 1.15) -> tuple[int, float]:
+    """(steps, s/step): the preset's steps, or fewer when a few timed steps say they would not fit.
+
+    Times 3 optimizer steps (after one warm-up) of the real shapes on random tokens. Only a
+    machine more than `slack` times too slow gets fewer steps, so a momentary hiccup on the
+    reference machine does not change the run; the training loop's time limit catches the rest.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from minicoder.model import Transformer
+    from minicoder.train import make_optimizer
+
+    model = Transformer(model_config)
+    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, model_config.vocab_size, (cfg.batch_size, cfg.seq_len), generator=gen)  # (B, T)
+    times = []
+    for _ in range(4):
+        t = time.perf_counter()
+        for _ in range(cfg.grad_accum):
+            F.cross_entropy(model(x).flatten(0, 1), x.flatten()).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    per_step = sorted(times[1:])[1]  # the median of the timed three
+    if cfg.max_steps * per_step <= slack * seconds:
+        return cfg.max_steps, per_step
+    return max(1, int(seconds / per_step)), per_step
+
+
 def _cli_train_tiny(args) -> int:
+    from minicoder.train import evaluate_split
+
     t0 = time.monotonic()
+    timings: dict[str, float] = {}
     progress = not args.no_progress
-    print(f"[1/4] tokenizer: BPE, 4096 ids, on the standard library's training repositories (cache: {args.cache_dir})")
-    tok = repo_tokenizer(None, ".py", 4096, val_fraction=0.1, cache_dir=args.cache_dir, progress=progress)
-    print(f"      ready after {time.monotonic() - t0:.0f} s")
-    print("[2/4] tokens: the repo-level pipeline (minicoder prepare) on the standard library: filters, "
-          "dependency order, dedup, decontamination, FIM rate 0.5 (cached too)")
-    data = prepare_repo_tokens(tok, None, cache_dir=args.cache_dir, fim_rate=0.5, seed=args.seed, progress=progress)
+    if args.max_steps is not None and args.max_steps < 0:
+        raise ValueError(f"--max-steps must be 0 or more, got {args.max_steps}")
+    if args.budget_s <= RESERVE_S:
+        raise ValueError(f"--budget-s {args.budget_s:g} leaves no time to train after the evaluation and samples "
+                         f"({RESERVE_S:.0f} s); give more than that")
+
+    print(f"[1/5] tokenizer: BPE, {VOCAB_SIZE} ids, on the standard library's training repositories only "
+          f"(cache: {args.cache_dir})")
+    tok = repo_tokenizer(None, ".py", VOCAB_SIZE, val_fraction=VAL_FRACTION, cache_dir=args.cache_dir, progress=progress)
+    timings["tokenizer_s"] = time.monotonic() - t0
+    print(f"      {timings['tokenizer_s']:.1f} s")
+
+    t = time.monotonic()
+    print("[2/5] tokens: the repo-level pipeline (minicoder prepare) on the standard library: filters, "
+          "dependency order, repository dedup, decontamination, FIM rate 0.5 per file (cached too)")
+    data = prepare_repo_tokens(tok, None, cache_dir=args.cache_dir, val_fraction=VAL_FRACTION, fim_rate=0.5,
+                               seed=args.seed, progress=progress)
     sp = data.meta["splits"]
-    print(f"      {data.meta.get('corpus', 'stdlib')}: train {sp['train']['tokens']:,} tokens, "
-          f"val {sp['val']['tokens']:,} tokens ({data.path / 'manifest.json'}); "
-          f"ready after {time.monotonic() - t0:.0f} s")
+    timings["tokens_s"] = time.monotonic() - t
+    val_repos = sorted({n.rsplit("#", 1)[0] for n in sp["val"]["samples"]})
+    print(f"      train {sp['train']['tokens']:,} tokens; validation {sp['val']['tokens']:,} tokens "
+          f"({sp['val']['bytes']:,} bytes) of the held-out packages {', '.join(val_repos)}; "
+          f"{timings['tokens_s']:.1f} s")
+
     model_config = ModelConfig.from_preset("tiny", vocab_size=tok.vocab_size)
-    overrides = {"out_dir": args.out, "time_limit_s": args.time_limit_s, "seed": args.seed}
-    if args.max_steps:
+    overrides = {"out_dir": args.out, "seed": args.seed}
+    if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
     cfg = TrainConfig.from_preset("tiny", **overrides)
     run = Path(args.out)
     if args.retrain and find_checkpoint(run) is not None:
         for old in run.iterdir():
-            if old.name.startswith("ckpt") or old.name in ("latest", "metrics.jsonl", "loss.png", "samples.json"):
+            if old.name.startswith("ckpt") or old.name in ("latest", "metrics.jsonl", "loss.png", "samples.json",
+                                                           "report.json"):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
     existing = find_checkpoint(run)
     state = _read_json(existing / "trainer.json") if existing else None
+    t = time.monotonic()
     if state and state.get("finished"):
-        print(f"[3/4] training: {existing} is a finished run (step {state['step']}); reusing it (--retrain to redo)")
+        print(f"[3/5] training: {existing} is a finished run (step {state['step']}); reusing it (--retrain to redo)")
     else:
-        what = f"resuming {existing}" if existing else f"{model_config.num_params() / 1e6:.1f}M parameters"
-        print(f"[3/4] training the tiny preset ({what}), at most {cfg.max_steps} steps "
-              f"and {cfg.time_limit_s:.0f} s")
-        train(model_config, cfg, data, tok, resume=existing is not None, progress=progress)
-    model, tok, _, _, state, path = load_checkpoint(run)
-    print(f"      validation: {state['val_bpb']:.4f} bits per byte ({state['val_loss']:.4f} nats/token) at step "
-          f"{state['step']}, {state['tokens']:,} tokens; loss plot {run / 'loss.png'}")
-    print("[4/4] samples (temperature 0.6, top-k 50, top-p 0.95, seeded)")
+        seconds = args.budget_s - (time.monotonic() - t0) - RESERVE_S
+        if existing is not None:  # resume the run as it was planned
+            cfg = TrainConfig.from_dict({**state["train_config"], "out_dir": args.out})
+            print(f"[3/5] training: resuming {existing} at step {state['step']} of {cfg.max_steps}, "
+                  f"at most {seconds:.0f} s")
+        else:
+            print(f"[3/5] training the tiny preset ({model_config.num_params() / 1e6:.2f}M parameters): "
+                  f"{cfg.max_steps} steps of {cfg.tokens_per_step:,} tokens, at most {seconds:.0f} s")
+            if cfg.max_steps > 0:
+                steps, per_step = plan_steps(model_config, cfg, seconds)
+                if steps < cfg.max_steps:
+                    print(f"      this machine takes {per_step:.2f} s a step, so {steps} steps instead of "
+                          f"{cfg.max_steps} fit the budget (the schedule is scaled to them; --budget-s to change)")
+                    cfg = dataclasses.replace(cfg, max_steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 10))
+        cfg = dataclasses.replace(cfg, time_limit_s=max(1.0, seconds))
+        train(model_config, cfg, data, tok, resume=existing is not None, progress=progress,
+              resume_command="make train-tiny")
+    timings["training_s"] = time.monotonic() - t
+    model, tok, _, _, state, _ = load_checkpoint(run)
+
+    t = time.monotonic()
+    if state.get("val_bpb_full") is not None:  # train() scored the whole split at its end
+        full = {"loss": state["val_loss_full"], "bpb": state["val_bpb_full"], "tokens": state.get("val_tokens_full")}
+    else:  # an interrupted run, or one finished by an older minicoder: score it now
+        full = evaluate_split(model, data, "val", seq_len=cfg.seq_len)
+    timings["evaluation_s"] = time.monotonic() - t
+    print(f"[4/5] validation, the whole held-out split (every token once, windows of {cfg.seq_len}): "
+          f"{full['bpb']:.3f} bits per byte ({full['loss']:.4f} nats/token) at step {state['step']}, "
+          f"{state['tokens']:,} tokens trained; loss plot {run / 'loss.png'}")
+
+    t = time.monotonic()
+    print("[5/5] samples (temperature 0.6, top-k 50, top-p 0.95, seeded)")
     report = sample_report(model, tok, seed=args.seed)
+    timings["samples_s"] = time.monotonic() - t
     print("----- def fibonacci(n):" + report["fibonacci"] + "\n-----")
     fim = report["fim"]
     print(f"----- FIM: prefix {fim['prefix']!r}, suffix {fim['suffix']!r}\n      middle: {fim['middle']!r}")
     print(f"----- function headers whose completion parses with ast.parse: "
           f"{report['parse_ok']}/{report['parse_total']}")
+    timings["total_s"] = time.monotonic() - t0
+    summary = {"step": state["step"], "tokens": state["tokens"], "params": model_config.num_params(),
+               "val_bpb_full": full["bpb"], "val_loss_full": full["loss"], "val_tokens_scored": full["tokens"],
+               "parse_ok": report["parse_ok"], "parse_total": report["parse_total"], "timings": timings}
     (run / "samples.json").write_text(json.dumps(report, indent=1))
-    print(f"done in {time.monotonic() - t0:.0f} s; samples in {run / 'samples.json'}")
+    (run / "report.json").write_text(json.dumps(summary, indent=1))
+    print("phases: " + ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items() if k != "total_s")
+          + " (training includes the final full-split evaluation)")
+    print(f"done in {timings['total_s']:.0f} s; samples in {run / 'samples.json'}, figures in {run / 'report.json'}")
     return 0
