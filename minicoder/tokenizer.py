@@ -31,6 +31,7 @@ Left out: other models' types (WordPiece, Unigram), normalizers, BPE dropout, by
 import heapq
 import json
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -60,10 +61,14 @@ GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
 # Bytes <-> printable characters (GPT-2's table, used by every byte-level BPE file)
 
 def bytes_to_unicode() -> dict[int, str]:
-    """Map each byte 0..255 to a printable character: printable Latin-1 bytes map to themselves,
-    the rest (control characters, space, ...) to 256, 257, ... in byte order.
+    """Map each byte 0..255 to a printable character (GPT-2's table).
 
-    bytes_to_unicode()[ord("a")] == "a"; bytes_to_unicode()[ord(" ")] == "Ġ" (U+0120).
+    The printable bytes `!`..`~`, `¡`..`¬` and `®`..`ÿ` map to themselves; the other 68 (control
+    characters, space, DEL, NBSP, soft hyphen, ...) map to chr(256), chr(257), ... in byte order.
+
+    >>> table = bytes_to_unicode()
+    >>> table[ord("a")], table[ord(" ")], table[0], table[ord("\\n")], len(set(table.values()))
+    ('a', 'Ġ', 'Ā', 'Ċ', 256)
     """
     # BEGIN ASSIGNMENT tokenizer
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
@@ -144,9 +149,16 @@ FAST_PATTERNS = {
 
 
 def split_isolated(text: str, compiled) -> list[str]:
-    """Cut `text` so that every match of `compiled` is its own piece.
+    r"""Cut `text` so that every match of `compiled` (a compiled regex) is its own piece; the text
+    between matches (and before the first, after the last) stays as pieces too. Empty matches and
+    empty pieces are dropped, so "".join(pieces) == text.
 
-    split_isolated("ab, cd", re(r"\\s?\\p{L}+")) -> ["ab", ",", " cd"]
+    >>> split_isolated("ab, cd", regex.compile(r"\s?\p{L}+"))
+    ['ab', ',', ' cd']
+    >>> split_isolated("x = 12", regex.compile(r"\p{N}"))
+    ['x = ', '1', '2']
+    >>> split_isolated("", regex.compile("a"))
+    []
     """
     # BEGIN ASSIGNMENT tokenizer
     pieces, start = [], 0
@@ -163,11 +175,39 @@ def split_isolated(text: str, compiled) -> list[str]:
     # END ASSIGNMENT
 
 
+def pre_tokenize_naive(text: str, patterns: list) -> list[str]:
+    """Apply a chain of splits one step at a time: `split_isolated` with the first compiled
+    pattern cuts `text`, the second cuts every piece the first left, and so on. This is the
+    readable reference for the one-regex fast path (`Tokenizer.pre_tokenize`).
+
+    >>> deepseek = [step.compile() for step in CHAINS["deepseek-coder"]]
+    >>> pre_tokenize_naive("x, y = f(12)", deepseek)
+    ['x', ',', ' y', ' =', ' f', '(', '1', '2', ')']
+    >>> pre_tokenize_naive("x = 12", deepseek)   # '=' is a symbol (Sm), not punctuation
+    ['x', ' = ', '1', '2']
+    """
+    # BEGIN ASSIGNMENT tokenizer
+    pieces = [text] if text else []
+    for compiled in patterns:
+        pieces = [p for piece in pieces for p in split_isolated(piece, compiled)]
+    return pieces
+    # END ASSIGNMENT
+
+
 # -----------------------------------------------------------------------------
 # BPE helpers
 
 def get_pair_counts(ids: list[int], counts: dict | None = None, weight: int = 1) -> dict:
-    """Count adjacent pairs (adding `weight` each): [1, 2, 3, 1, 2] -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}."""
+    """Count adjacent pairs of `ids`, adding `weight` for each; add into `counts` if given (and
+    return it), else into a new dict.
+
+    >>> get_pair_counts([1, 2, 3, 1, 2])
+    {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    >>> get_pair_counts([1, 2], {(1, 2): 1, (5, 6): 1}, weight=3)
+    {(1, 2): 4, (5, 6): 1}
+    >>> get_pair_counts([7])
+    {}
+    """
     # BEGIN ASSIGNMENT tokenizer
     counts = {} if counts is None else counts
     for pair in zip(ids, ids[1:]):
@@ -177,7 +217,14 @@ def get_pair_counts(ids: list[int], counts: dict | None = None, weight: int = 1)
 
 
 def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every occurrence of `pair`, left to right: merge([1, 1, 1, 2], (1, 1), 9) -> [9, 1, 2]."""
+    """Return a new list with every occurrence of `pair` replaced by `new_id`, scanning left to
+    right (so of overlapping occurrences the left one wins).
+
+    >>> merge([1, 2, 3, 1, 2], (1, 2), 7)
+    [7, 3, 7]
+    >>> merge([1, 1, 1, 2], (1, 1), 9)
+    [9, 1, 2]
+    """
     # BEGIN ASSIGNMENT tokenizer
     out, i = [], 0
     while i < len(ids):
@@ -192,9 +239,14 @@ def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
 
 
 def bpe(ids: list[int], merges: dict[tuple[int, int], tuple[int, int]]) -> list[int]:
-    """Apply merges to one pre-token by rank: repeatedly merge the adjacent pair with the lowest
-    rank. `merges` maps (a, b) -> (rank, new_id). With merges {(1, 2): (0, 5), (5, 3): (1, 6)}:
-    [1, 2, 3, 1, 2] -> [5, 3, 5] -> [6, 5].
+    """Apply merges to one pre-token by rank: repeatedly merge (everywhere) the adjacent pair with
+    the lowest rank, until no adjacent pair has a merge. `merges` maps (a, b) -> (rank, new_id).
+
+    >>> merges = {(1, 2): (0, 5), (5, 3): (1, 6)}
+    >>> bpe([1, 2, 3, 1, 2], merges)   # [1, 2, 3, 1, 2] -> [5, 3, 5] -> [6, 5]
+    [6, 5]
+    >>> bpe([3, 4, 1, 2], {(3, 4): (1, 7), (4, 1): (0, 8)})   # the lower rank wins, wherever it is
+    [3, 8, 2]
     """
     # BEGIN ASSIGNMENT tokenizer
     while len(ids) >= 2:
@@ -214,9 +266,22 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int =
                  progress: bool = False) -> list[tuple[int, int]]:
     """Learn `num_merges` merges from pre-token counts; merge k creates token id `first_id + k`.
 
-    Each word starts as its bytes (ids 0..255). Returns the merged pairs in order. Ties between
-    equally frequent pairs go to the smallest pair of ids. Stops early when no pair occurs twice.
-    word_counts {b"aaab": 1, b"ab": 2} -> first merge (97, 98) (count 3), then (97, 256)...
+    Each word starts as its bytes (ids 0..255) and counts `word_counts[word]` times. Each step
+    merges the most frequent adjacent pair everywhere; ties go to the smallest pair of ids. Stops
+    early when no pair occurs at least twice. Returns the merged pairs in order. Must give the same
+    result as `train_merges_naive`, but update the pair counts incrementally (only the words that
+    contain the merged pair change) instead of recounting the whole corpus after each merge.
+
+    "ab" occurs 1 + 2 = 3 times, "aa" twice: (97, 98) becomes 256. Then "aaab" is [97, 97, 256]
+    and no pair occurs twice, so training stops after one merge:
+
+    >>> train_merges({b"aaab": 1, b"ab": 2}, 5)
+    [(97, 98)]
+
+    A tie: "aa" and "ab" both occur 4 times; (97, 97) is the smaller pair, so it goes first:
+
+    >>> train_merges({b"aaab": 2, b"ab": 2}, 5)
+    [(97, 97), (97, 98), (256, 257)]
     """
     # BEGIN ASSIGNMENT tokenizer
     words = [list(w) for w in word_counts]
@@ -278,7 +343,14 @@ def train_merges(word_counts: dict[bytes, int], num_merges: int, first_id: int =
 
 def train_merges_naive(word_counts: dict[bytes, int], num_merges: int, first_id: int = 256) -> list[tuple[int, int]]:
     """The plain trainer: recount every pair of every word after each merge. Same result as
-    `train_merges` (same tie rule), far slower; the reference the fast trainer is tested against."""
+    `train_merges` (same tie rule, same early stop when no pair occurs twice), far slower; the
+    reference the fast trainer is tested against.
+
+    >>> train_merges_naive({b"aaab": 2, b"ab": 2}, 5)
+    [(97, 97), (97, 98), (256, 257)]
+    >>> train_merges_naive({b"cd": 2, b"ab": 2}, 1)   # a tie: the smaller pair of ids wins
+    [(97, 98)]
+    """
     # BEGIN ASSIGNMENT tokenizer
     words = [list(w) for w in word_counts]
     freqs = list(word_counts.values())
@@ -375,19 +447,15 @@ class Tokenizer:
     # -- encoding -------------------------------------------------------------
 
     def pre_tokenize(self, text: str) -> list[str]:
-        """Cut text into pre-tokens: "x = 12" -> ["x", " =", " ", "1", "2"] (DeepSeek-Coder)."""
+        """Cut text into pre-tokens with one regex where the chain has one (DeepSeek-Coder's does):
+        "x, y = 12" -> ["x", ",", " y", " = ", "1", "2"]."""
         if self._fast_re is not None:
             return self._fast_re.findall(text)
         return self.pre_tokenize_naive(text)
 
     def pre_tokenize_naive(self, text: str) -> list[str]:
         """Apply the chain of splits one step at a time (the reference for the fast path)."""
-        # BEGIN ASSIGNMENT tokenizer
-        pieces = [text]
-        for compiled in self._compiled_chain:
-            pieces = [p for piece in pieces for p in split_isolated(piece, compiled)]
-        return pieces
-        # END ASSIGNMENT
+        return pre_tokenize_naive(text, self._compiled_chain)  # the module-level function
 
     def _encode_chunk(self, chunk: str) -> tuple[int, ...]:
         ids = self._cache.get(chunk)
@@ -723,7 +791,8 @@ def register_cli(sub) -> None:
     tr.add_argument("--corpus", required=True, help="directory of source files to train on (read recursively)")
     tr.add_argument("--vocab-size", type=int, required=True,
                     help="total vocabulary: 256 bytes + merges + the 9 DeepSeek-Coder special tokens")
-    tr.add_argument("--out", required=True, help="path of the tokenizer.json to write")
+    tr.add_argument("--out", required=True, help="path of the tokenizer.json to write (its directory must exist)")
+    tr.add_argument("--force", action="store_true", help="overwrite --out if it already exists")
     tr.add_argument("--ext", action="append", default=None,
                     help="file extension to include (repeatable; default: .py); 'all' for every file")
     tr.add_argument("--chain", default="deepseek-coder", choices=sorted(CHAINS),
@@ -748,6 +817,20 @@ def default_tokenizer_path() -> Path:
 
 
 def _cli_train(args) -> int:
+    # Everything a user can get wrong is checked before the corpus is read and the merges learned.
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give the path of a file, e.g. {out / 'tokenizer.json'}")
+    if out.exists() and not args.force:
+        raise ValueError(f"--out {out} already exists; pass --force to overwrite it, or choose another --out")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    minimum = 256 + len(DEEPSEEK_CODER_SPECIAL_TOKENS)
+    if args.vocab_size < minimum:
+        raise ValueError(f"--vocab-size {args.vocab_size} is smaller than 256 bytes + "
+                         f"{len(DEEPSEEK_CODER_SPECIAL_TOKENS)} special tokens = {minimum}; raise it")
+    if not Path(args.corpus).is_dir():
+        raise ValueError(f"--corpus {args.corpus} is not a directory")
     exts = () if args.ext and "all" in args.ext else tuple(args.ext or [".py"])
     texts, stats = read_corpus(args.corpus, exts)
     print(f"read {stats['files']} files ({stats['bytes'] / 1e6:.1f} MB); skipped {stats['skipped_non_utf8']} "
@@ -756,14 +839,17 @@ def _cli_train(args) -> int:
         raise ValueError(f"no {'/'.join(exts) or ''} files with UTF-8 text under {args.corpus}; "
                          f"check --corpus and --ext")
     tok = Tokenizer.train(texts, args.vocab_size, chain=args.chain, progress=True)
+    if tok.vocab_size < args.vocab_size:
+        # Training stops when no pair occurs twice: the corpus cannot support more merges.
+        print(f"minicoder tokenizer: warning: --vocab-size {args.vocab_size} asked for "
+              f"{args.vocab_size - minimum} merges, but no pair occurs twice after {len(tok.merges)}; "
+              f"the tokenizer has {tok.vocab_size} ids. Give a larger --corpus for more.", file=sys.stderr)
     tok.save(args.out)
     print(f"wrote {args.out}: {tok}")
     return 0
 
 
 def _read_arg_or_stdin(text):
-    import sys
-
     return sys.stdin.read() if text is None else text
 
 

@@ -1,4 +1,4 @@
-"""Tokenizer files, errors and command line (not graded: these exercise code outside the assignment).
+"""Tokenizer files, special tokens, errors and command line (not graded: code outside the assignment).
 
 Run: .venv/bin/pytest tests/test_tokenizer_io.py -q
 """
@@ -10,7 +10,7 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 
 from minicoder import cli
-from minicoder.tokenizer import CHAINS, Tokenizer, read_corpus
+from minicoder.tokenizer import CHAINS, FIM_BEGIN, FIM_END, FIM_HOLE, Tokenizer, read_corpus
 
 DATA = Path(__file__).resolve().parents[1] / "data_samples"
 CODER = DATA / "tokenizers" / "deepseek-coder" / "tokenizer.json"
@@ -19,6 +19,37 @@ CORPUS = {
     "a.py": "def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n" * 20,
     "pkg/b.py": "import os\n\nclass Thing:\n    def __init__(self):\n        self.x = 12345\n" * 20,
 }
+
+
+@pytest.fixture(scope="module")
+def coder():
+    return Tokenizer.from_file(CODER)
+
+
+def test_special_token_ids_by_name(coder):
+    assert (coder.bos_id, coder.eos_id, coder.fim_hole_id, coder.fim_begin_id, coder.fim_end_id, coder.pad_id,
+            coder.eot_id) == (32013, 32014, 32015, 32016, 32017, 32018, 32021)
+    assert coder.vocab_size == 32256
+    assert coder.encode("x", bos=True) == [32013, 87]
+
+
+def test_special_tokens_only_when_allowed(coder):
+    text = f"{FIM_BEGIN}def f():{FIM_HOLE}\n{FIM_END}"
+    plain = coder.encode(text)
+    assert not {32015, 32016, 32017} & set(plain)
+    assert coder.decode(plain) == text
+    allowed = coder.encode(text, allowed_special="all")
+    assert allowed[0] == 32016 and allowed.count(32015) == 1 and allowed[-1] == 32017
+    only_begin = coder.encode(text, allowed_special={FIM_BEGIN})
+    assert only_begin[0] == 32016 and 32015 not in only_begin
+    assert coder.decode(allowed) == text
+
+
+def test_decode_partial_utf8_is_replaced(coder):
+    ids = coder.encode("🦙")
+    assert len(ids) > 1
+    assert coder.decode_bytes(ids) == "🦙".encode()
+    assert coder.decode(ids[:1]).endswith("\ufffd")
 
 
 @pytest.fixture
@@ -141,3 +172,44 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "no .py files with UTF-8 text" in err[0]
     assert cli.main(["tokenizer", "decode", "1 two"]) == 1
     assert "integer ids" in capsys.readouterr().err
+
+
+def train_args(corpus, out, *extra, vocab="300"):
+    return ["tokenizer", "train", "--corpus", str(corpus), "--vocab-size", vocab, "--out", str(out), *extra]
+
+
+def test_cli_train_out_is_checked_before_training(corpus, tmp_path, capsys):
+    out = tmp_path / "tok.json"
+    out.write_text("precious", encoding="utf-8")
+    assert cli.main(train_args(corpus, out)) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "already exists" in err[0] and "--force" in err[0]
+    assert "read " not in captured.out  # refused before reading the corpus
+    assert out.read_text(encoding="utf-8") == "precious"
+    assert cli.main(train_args(corpus, out, "--force")) == 0
+    assert Tokenizer.from_file(out).vocab_size == 300
+    capsys.readouterr()
+    for bad, message in [(tmp_path / "missing" / "tok.json", "does not exist"), (tmp_path, "is a directory")]:
+        assert cli.main(train_args(corpus, bad)) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--out" in err[0] and message in err[0], err
+    assert not (tmp_path / "missing").exists()
+    assert cli.main(train_args(tmp_path / "nope", tmp_path / "t2.json")) == 1
+    assert "--corpus" in capsys.readouterr().err
+    assert cli.main(train_args(corpus, tmp_path / "t3.json", vocab="100")) == 1
+    err = capsys.readouterr().err
+    assert "--vocab-size 100" in err and "265" in err
+
+
+def test_cli_train_says_when_the_corpus_gives_fewer_ids(corpus, tmp_path, capsys):
+    out = tmp_path / "tok.json"
+    assert cli.main(train_args(corpus, out, vocab="10000000")) == 0
+    err = capsys.readouterr().err
+    size = Tokenizer.from_file(out).vocab_size
+    assert size < 1000
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "--vocab-size 10000000" in warning[0] and f"{size} ids" in warning[0], err
+    # No warning when the corpus supports the size asked for.
+    assert cli.main(train_args(corpus, tmp_path / "small.json")) == 0
+    assert "warning" not in capsys.readouterr().err
