@@ -40,10 +40,12 @@ train-tiny: setup
 	$(VENV)/bin/minicoder train-tiny
 
 student: setup
+	@test -n "$(ASSIGNMENT)" -a -n "$(OUT)" || { echo "usage: make student ASSIGNMENT=tokenizer OUT=DIR"; exit 2; }
 	$(VENV)/bin/minicoder assignment make $(ASSIGNMENT) --out $(OUT)
 
 grade: setup
-	$(VENV)/bin/minicoder assignment grade $(ASSIGNMENT) --student $(STUDENT)
+	@test -n "$(ASSIGNMENT)" -a -n "$(STUDENT)" || { echo "usage: make grade ASSIGNMENT=tokenizer STUDENT=DIR [QUICK=1]"; exit 2; }
+	$(VENV)/bin/minicoder assignment grade $(ASSIGNMENT) --student $(STUDENT) $(if $(QUICK),--quick)
 
 chapters: setup
 	$(VENV)/bin/jupyter lab chapters/

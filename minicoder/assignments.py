@@ -1,45 +1,122 @@
-"""Course assignments: turn minicoder's own sources into student stubs, and grade them.
+"""Course assignments: turn minicoder's own sources into a take-home student package, and grade it.
 
-The reference solution *is* the library. A solution region inside a function is fenced by two
-comment lines:
+The reference solution *is* the library (the CS336 pattern: typed, documented stubs; one set of
+tests that grades the staff solution and a student's alike). A solution region is fenced inside a
+function body by two comment lines:
 
-    def get_pair_counts(ids):
-        \"\"\"Count adjacent pairs: [1, 2, 3, 1, 2] -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}.\"\"\"
+    def merge(ids, pair, new_id):
+        \"\"\"Replace every occurrence of `pair` ...
+
+        >>> merge([1, 1, 1, 2], (1, 1), 9)
+        [9, 1, 2]
+        \"\"\"
         # BEGIN ASSIGNMENT tokenizer
-        counts = {}
+        out, i = [], 0
         ...
-        return counts
         # END ASSIGNMENT
 
-`make_student_copy("tokenizer", out)` copies the `minicoder` package to `out/minicoder` and replaces
-every `tokenizer` region with `raise NotImplementedError(...)`, keeping the signature and the
-docstring, which is the student's specification. Regions of other assignments stay solved.
+The stub keeps the signature and the docstring, which is the student's specification, and replaces
+the region by `raise NotImplementedError("assignment tokenizer: implement merge ...")`.
 
-Grading runs the assignment's graded test files with `MINICODER_STUDENT=out`; `tests/conftest.py`
-then puts `out` first on `sys.path`, so the very same tests import the student's `minicoder`.
-`tests/test_assignments.py` proves both directions: every graded test fails on the stubs, and a
-copy made without stubbing passes.
+An `Assignment` lists its `parts` in the order a student should write them: each part is a fenced
+function ("tokenizer:merge", module relative to the package, then the qualified name) or a labelled
+end-to-end check, with the pytest node ids of its graded tests. Every function part is also graded
+by the `>>>` examples of its docstring (tests/test_worked_examples.py), so a specification cannot
+contradict its grader: the same examples run against the reference in the ordinary test suite.
 
-Left out: partial-credit weighting and hidden tests; an instructor adds those by listing more
-test files in ASSIGNMENTS.
+`make_student_copy` writes a self-contained folder: the package with the regions stubbed (other
+assignments' regions stay solved), the graded test files and whatever they read, the chapters, a
+pytest.ini, a Makefile, requirements.txt and ASSIGNMENT.md. `grade` runs an assignment's graded tests
+against a student folder with `MINICODER_STUDENT` set; `tests/conftest.py` then imports that folder's
+`minicoder` (never an installed one) and writes one JSON line per test, from which `grade` prints a
+table: each part, its tests passed/total, and a status (passed, failed, timeout, not implemented, or
+blocked when only another stub stops it), then a score. The instructor's checkout and the student
+folder grade the same way: tests come from the checkout that holds this file.
+
+Adding an assignment (e.g. `mla` in a later issue):
+1. fence the solution regions in `minicoder/mla.py` with `# BEGIN ASSIGNMENT mla` / `# END ASSIGNMENT`,
+   each inside a function whose docstring has at least one `>>>` example;
+2. write graded tests that each exercise one function; fixtures must not call a fenced function
+   (load lazily inside the test, so a stub fails the test instead of erroring its set-up);
+3. add an `Assignment("mla", ...)` to ASSIGNMENTS below with one `Part` per fenced function (plus any
+   end-to-end checks), the data and chapters its tests and exercises need.
+tests/test_assignments.py then checks every assignment the same way: its parts match its fenced
+functions, every graded test fails cleanly on the stubs, the reference scores full marks through
+the student package, and the package holds no solution region.
+
+Left out: hidden tests and weights per part (every part counts the same: the fraction of its
+tests passed); an instructor adds hidden tests by listing more node ids in a private checkout.
 """
 
+import argparse
+import ast
+import doctest
+import importlib
+import importlib.util
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+WORKED_EXAMPLES = "tests/test_worked_examples.py"
+ALWAYS_COPIED = ("tests/conftest.py", WORKED_EXAMPLES)
 
 _BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN ASSIGNMENT (?P<name>[\w-]+)\s*$")
 _END = re.compile(r"^[ \t]*# END ASSIGNMENT\s*$")
-_DEF = re.compile(r"^(?P<indent>[ \t]*)(?:async\s+)?def\s+(?P<name>\w+)")
+# The message a stub raises; tests/conftest.py reads the function's name back from it.
+STUB_MESSAGE = re.compile(r"assignment (?P<assignment>[\w-]+): implement (?P<function>[\w.]+)")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One row of an assignment's grade table.
+
+    Attributes:
+        name: "module:qualname" for a fenced function ("tokenizer:merge",
+            "tokenizer:Tokenizer.encode"), or a label for a check that needs several functions.
+        tests: pytest node ids relative to the repository root ("tests/test_x.py::test_y" selects
+            every parametrisation of test_y). Function parts also get their worked examples.
+        hint: one line for ASSIGNMENT.md.
+    """
+
+    name: str
+    tests: tuple[str, ...]
+    hint: str = ""
+
+    @property
+    def is_function(self) -> bool:
+        return ":" in self.name
+
+    @property
+    def short(self) -> str:
+        """The name a student reads: the qualified name of a function, else the label."""
+        return self.name.split(":", 1)[1] if self.is_function else self.name
+
+    @property
+    def graded_tests(self) -> tuple[str, ...]:
+        examples = (f"{WORKED_EXAMPLES}::test_worked_examples[{self.name}]",) if self.is_function else ()
+        return (*self.tests, *examples)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A chapter exercise: the cells under headings `start` .. before `stop` (plus the set-up cells
+    before the first "## " heading) must run with only `functions` of the assignment implemented."""
+
+    number: int
+    chapter: str
+    start: str
+    stop: str | None
+    functions: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -47,22 +124,72 @@ class Assignment:
     """One course assignment.
 
     Attributes:
-        name: the tag used in `# BEGIN ASSIGNMENT <name>` markers.
+        name: the tag of its `# BEGIN ASSIGNMENT <name>` markers.
         title: one line shown to students.
-        tests: graded test files, relative to the repository root. Every test in them must
-            exercise a solution region, so that all of them fail on the stubs.
+        parts: functions (and end-to-end checks) in the order a student should write them.
+        data: files or folders (relative to the repository) the graded tests or chapters read.
+        chapters: notebooks that go with the assignment.
+        exercises: chapter exercises that must run with only some functions written.
     """
 
     name: str
     title: str
-    tests: tuple[str, ...]
+    parts: tuple[Part, ...]
+    data: tuple[str, ...] = ()
+    chapters: tuple[str, ...] = ()
+    exercises: tuple[Exercise, ...] = field(default=())
+
+    @property
+    def functions(self) -> list[str]:
+        return [p.name for p in self.parts if p.is_function]
+
+    @property
+    def test_files(self) -> list[str]:
+        return sorted({t.split("::")[0] for p in self.parts for t in p.graded_tests})
 
 
+_BPE = "tests/test_tokenizer_bpe.py"
 ASSIGNMENTS = {
     a.name: a
     for a in [
-        Assignment("tokenizer", "Byte-level BPE: training, encoding, decoding (chapter 1)",
-                   ("tests/test_tokenizer_bpe.py",)),
+        Assignment(
+            "tokenizer", "Byte-level BPE: pair counts, merges, encoding, pre-tokenization, training (chapter 1)",
+            parts=(
+                Part("tokenizer:get_pair_counts", (f"{_BPE}::test_get_pair_counts",),
+                     "count adjacent pairs, weighted"),
+                Part("tokenizer:merge", (f"{_BPE}::test_merge",), "replace a pair, left to right"),
+                Part("tokenizer:bpe", (f"{_BPE}::test_bpe_by_rank", f"{_BPE}::test_bpe_equals_hf_bpe_model"),
+                     "apply merges by rank (encoding one pre-token)"),
+                Part("tokenizer:bytes_to_unicode", (f"{_BPE}::test_bytes_to_unicode_is_gpt2_table",),
+                     "GPT-2's byte -> printable character table (tokenizer.json's alphabet)"),
+                Part("tokenizer:split_isolated", (f"{_BPE}::test_split_isolated_examples",
+                                                  f"{_BPE}::test_split_isolated_equals_hf_split"),
+                     "one pre-tokenizer step: every match its own piece"),
+                Part("tokenizer:pre_tokenize_naive", (f"{_BPE}::test_pre_tokenize_naive_equals_fast_regex",
+                                                      f"{_BPE}::test_pre_tokenize_naive_equals_hf_on_every_code_point"),
+                     "DeepSeek-Coder's chain of splits, one step at a time"),
+                Part("tokenizer:train_merges_naive", (f"{_BPE}::test_train_merges_naive_by_hand",
+                                                      f"{_BPE}::test_train_merges_naive_vectors"),
+                     "learn merges, recounting every pair after each merge"),
+                Part("tokenizer:train_merges", (f"{_BPE}::test_train_merges_by_hand", f"{_BPE}::test_train_merges_vectors",
+                                                f"{_BPE}::test_train_merges_is_incremental"),
+                     "the same merges, with incremental counts (and a heap)"),
+                Part("Tokenizer (end to end)", tuple(f"{_BPE}::{t}" for t in (
+                    "test_reference_vectors", "test_matches_hf_on_data_samples", "test_matches_hf_on_stdlib",
+                    "test_round_trip", "test_fast_trainer_equals_plain_trainer",
+                    "test_trained_tokenizer_loads_in_hf_and_agrees", "test_training_is_deterministic",
+                    "test_compression_within_2_percent_of_hf_bpe_trainer")),
+                     "everything together: DeepSeek's real vocabularies, HF's trainer"),
+            ),
+            data=("data_samples/tokenizers", "data_samples/repos", "tests/data/train_merges_vectors.json"),
+            chapters=("chapters/01_tokenizer.ipynb",),
+            exercises=(
+                Exercise(1, "chapters/01_tokenizer.ipynb", "## 1.", "## 2.",
+                         ("tokenizer:get_pair_counts", "tokenizer:merge", "tokenizer:bpe")),
+                Exercise(2, "chapters/01_tokenizer.ipynb", "## 2.", "## 3.",
+                         ("tokenizer:bytes_to_unicode", "tokenizer:split_isolated", "tokenizer:pre_tokenize_naive")),
+            ),
+        ),
     ]
 }
 
@@ -73,20 +200,25 @@ def get_assignment(name: str) -> Assignment:
     return ASSIGNMENTS[name]
 
 
-def stub_source(source: str, assignment: str, filename: str = "<source>") -> tuple[str, int]:
-    """Replace each region of `assignment` in `source` by a NotImplementedError; return (text, count).
+# -----------------------------------------------------------------------------
+# Regions and stubs
 
-    Markers of other assignments are left in place (their code stays solved).
+def find_regions(source: str, assignment: str | None = None, filename: str = "<source>") -> list[dict]:
+    """The solution regions in `source` (all assignments', or one's), in order.
+
+    Each is {"assignment", "function" (qualified name), "begin", "end" (0-based line indices of the
+    markers), "indent"}. Markers count only as real comment lines, not inside strings.
     """
     lines = source.splitlines(keepends=True)
-    comments = _comment_lines(source)  # markers count only as real comments, not inside strings
-    out: list[str] = []
-    count = 0
+    comments = _comment_lines(source)
+    functions = _function_spans(source)
+    regions = []
     i = 0
     while i < len(lines):
         m = _BEGIN.match(lines[i]) if i + 1 in comments else None
-        if not m or m["name"] != assignment:
-            out.append(lines[i])
+        if not m:
+            if i + 1 in comments and _END.match(lines[i]):
+                raise ValueError(f"{filename}:{i + 1}: '# END ASSIGNMENT' without a BEGIN")
             i += 1
             continue
         j = i + 1
@@ -95,14 +227,37 @@ def stub_source(source: str, assignment: str, filename: str = "<source>") -> tup
                 raise ValueError(f"{filename}:{j + 1}: nested BEGIN ASSIGNMENT; close the region at line {i + 1} first")
             j += 1
         if j == len(lines):
-            raise ValueError(f"{filename}:{i + 1}: BEGIN ASSIGNMENT {assignment} has no matching '# END ASSIGNMENT'")
-        func = _enclosing_function(lines, i, len(m["indent"]))
-        if func is None:
+            raise ValueError(f"{filename}:{i + 1}: BEGIN ASSIGNMENT {m['name']} has no matching '# END ASSIGNMENT'")
+        inside = [(a, b, q) for a, b, q in functions if a < i + 1 <= b]
+        if not inside:
             raise ValueError(f"{filename}:{i + 1}: an assignment region must sit inside a function body")
-        out.append(f'{m["indent"]}raise NotImplementedError("assignment {assignment}: implement {func} '
-                   f'(its docstring is the specification)")\n')
-        count += 1
+        qualname = max(inside)[2]  # the innermost: the one that starts last
+        if assignment is None or m["name"] == assignment:
+            regions.append({"assignment": m["name"], "function": qualname, "begin": i, "end": j,
+                            "indent": m["indent"]})
         i = j + 1
+    return regions
+
+
+def stub_source(source: str, assignment: str, filename: str = "<source>",
+                keep: set[str] | frozenset = frozenset()) -> tuple[str, int]:
+    """Replace each region of `assignment` in `source` by a NotImplementedError; return (text, count).
+
+    Regions of other assignments, and those inside functions named in `keep` (qualified names),
+    stay solved.
+    """
+    lines = source.splitlines(keepends=True)
+    out: list[str] = []
+    count, last = 0, 0
+    for r in find_regions(source, assignment, filename):
+        if r["function"] in keep:
+            continue
+        out += lines[last:r["begin"]]
+        out.append(f'{r["indent"]}raise NotImplementedError("assignment {assignment}: implement {r["function"]} '
+                   f'(its docstring is the specification)")\n')
+        last = r["end"] + 1
+        count += 1
+    out += lines[last:]
     return "".join(out), count
 
 
@@ -115,92 +270,362 @@ def _comment_lines(source: str) -> set[int]:
     return lines
 
 
-def _enclosing_function(lines: list[str], at: int, indent: int) -> str | None:
-    for k in range(at - 1, -1, -1):
-        m = _DEF.match(lines[k])
-        if m and len(m["indent"]) < indent:
-            return m["name"]
-    return None
+def _function_spans(source: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, qualified name) of every function, 1-based, methods as Class.method."""
+    spans = []
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                spans.append((child.lineno, child.end_lineno, prefix + child.name))
+                visit(child, prefix + child.name + ".<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(source), "")
+    return spans
 
 
-def make_student_copy(assignment: str, out: str | os.PathLike, stub: bool = True) -> Path:
-    """Copy the package to `out/minicoder`, stubbing `assignment`'s regions (unless `stub=False`).
+def fenced_functions(assignment: str, package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """"module:qualname" of every function with a region of `assignment`, in file order."""
+    found = []
+    for path in sorted(package_dir.rglob("*.py")):
+        module = ".".join(path.relative_to(package_dir).with_suffix("").parts)
+        for r in find_regions(path.read_text(encoding="utf-8"), assignment, str(path)):
+            name = f"{module}:{r['function']}"
+            if name not in found:
+                found.append(name)
+    return found
 
-    Returns the path of the copied package. Refuses to overwrite a non-empty `out/minicoder`,
-    which may hold a student's work.
+
+def resolve(name: str, package: str = "minicoder"):
+    """The object a function part names: resolve("tokenizer:Tokenizer.encode")."""
+    module, qualname = name.split(":", 1)
+    obj = importlib.import_module(f"{package}.{module}")
+    for attr in qualname.split("."):
+        obj = getattr(obj, attr)
+    return obj
+
+
+def worked_examples(name: str) -> doctest.DocTest:
+    """The `>>>` examples in the docstring of the function part `name`, with its module's globals."""
+    obj = resolve(name)
+    module = sys.modules[obj.__module__]
+    tests = doctest.DocTestFinder(recurse=False).find(obj, name, globs=dict(vars(module)))
+    if not tests or not tests[0].examples:
+        raise ValueError(f"{name} has no '>>>' example in its docstring; every assigned function needs one")
+    return tests[0]
+
+
+# -----------------------------------------------------------------------------
+# The student package
+
+def make_student_copy(assignment: str, out: str | os.PathLike, stub: bool = True,
+                      keep: tuple[str, ...] = ()) -> Path:
+    """Write the take-home folder for `assignment` to `out` and return the path of its package.
+
+    `stub=False` copies the reference (to check the grader); `keep` names functions ("merge") whose
+    regions stay solved (a partial hand-out). Refuses a non-empty `out`, which may hold a student's work.
     """
-    get_assignment(assignment)
+    a = get_assignment(assignment)
     out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} already exists and is not empty; choose another --out or remove it first")
+    declared, fenced = set(a.functions), set(fenced_functions(assignment))
+    if not fenced:
+        raise ValueError(f"no '# BEGIN ASSIGNMENT {assignment}' regions found in {PACKAGE_DIR}")
+    if declared != fenced:
+        raise ValueError(f"assignment {assignment}: parts {sorted(declared - fenced)} have no region and regions in "
+                         f"{sorted(fenced - declared)} have no part; update ASSIGNMENTS in {__file__}")
+    unknown = set(keep) - {f.split(":", 1)[1] for f in fenced}
+    if unknown:
+        raise ValueError(f"keep names functions without a region: {sorted(unknown)}")
+    needed = [*ALWAYS_COPIED, *a.test_files, *a.data, *a.chapters]
+    missing = [p for p in needed if not (REPO_DIR / p).exists()]
+    if missing:
+        raise FileNotFoundError(f"missing from {REPO_DIR}: {missing}; make student packages from a minicoder checkout")
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+    out.mkdir(parents=True, exist_ok=True)
     dest = out / "minicoder"
-    if dest.exists() and any(dest.iterdir()):
-        raise ValueError(f"{dest} already exists and is not empty; choose another --out or remove it first")
-    shutil.copytree(PACKAGE_DIR, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
-    total = 0
-    for path in sorted(dest.rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        if stub:
-            new, n = stub_source(text, assignment, str(path))
+    shutil.copytree(PACKAGE_DIR, dest, ignore=ignore)
+    if stub:
+        for path in sorted(dest.rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            new, n = stub_source(text, assignment, str(path), keep=set(keep))
             if n:
                 path.write_text(new, encoding="utf-8")
-                total += n
+    for rel in needed:
+        src, dst = REPO_DIR / rel, out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
         else:
-            total += stub_source(text, assignment, str(path))[1]
-    if total == 0:
-        raise ValueError(f"no '# BEGIN ASSIGNMENT {assignment}' regions found in {PACKAGE_DIR}")
-    a = ASSIGNMENTS[assignment]
-    (out / "ASSIGNMENT.md").write_text(
-        f"# Assignment: {a.title}\n\n"
-        f"{total} function bodies in `minicoder/` raise NotImplementedError; each docstring says what to build.\n"
-        f"Grade your work from the minicoder checkout with:\n\n"
-        f"    make grade ASSIGNMENT={assignment} STUDENT={out.resolve()}\n\n"
-        f"Graded tests: {', '.join(a.tests)}\n",
-        encoding="utf-8",
-    )
+            shutil.copy2(src, dst)
+    (out / "pytest.ini").write_text(
+        "[pytest]\ntestpaths = tests\naddopts = -ra -p no:cacheprovider\ntimeout = 300\n"
+        "markers =\n    slow: takes more than a few seconds\n", encoding="utf-8")
+    (out / "requirements.txt").write_text("\n".join(_requirements()) + "\n", encoding="utf-8")
+    (out / "Makefile").write_text(_student_makefile(a), encoding="utf-8")
+    (out / "ASSIGNMENT.md").write_text(_assignment_md(a, stubbed=stub, keep=keep), encoding="utf-8")
     return dest
 
 
-def grade(assignment: str, student: str | os.PathLike, extra_args: list[str] | None = None) -> int:
-    """Run the assignment's graded tests against the `minicoder` package under `student`."""
-    a = get_assignment(assignment)
-    student = Path(student).resolve()
-    if not (student / "minicoder" / "__init__.py").is_file():
-        raise ValueError(f"{student} has no minicoder/__init__.py; pass the --out directory of 'assignment make'")
-    tests = [str(REPO_DIR / t) for t in a.tests]
-    missing = [t for t in tests if not Path(t).is_file()]
-    if missing:
-        raise FileNotFoundError(f"graded tests not found: {missing}; run grading from a minicoder checkout")
-    env = dict(os.environ, MINICODER_STUDENT=str(student))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *(extra_args or [])]
-    return subprocess.call(cmd, cwd=REPO_DIR, env=env)
+def _requirements() -> list[str]:
+    """The project's dependencies and its pytest plugins, read from pyproject.toml."""
+    text = (REPO_DIR / "pyproject.toml").read_text(encoding="utf-8")
+    deps = re.search(r"^dependencies = \[(.*?)\]", text, re.S | re.M)
+    dev = re.search(r"^dev = \[(.*?)\]", text, re.S | re.M)
+    reqs = re.findall(r'"([^"]+)"', deps[1]) if deps else []
+    reqs += [r for r in (re.findall(r'"([^"]+)"', dev[1]) if dev else []) if r.startswith("pytest")]
+    return reqs
 
+
+def _student_makefile(a: Assignment) -> str:
+    return f"""# The {a.name} assignment. See ASSIGNMENT.md.
+#   make setup               create .venv with the packages the tests need (not minicoder itself)
+#   make grade               grade every function: a table and a score (QUICK=1 skips the slow tests)
+#   make test FN=merge       run one function's tests, with pytest's full output
+#   make chapter             open the chapter(s) in Jupyter, importing this folder's minicoder
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+export PYTHONPATH := $(CURDIR)
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: setup grade test chapter
+
+setup:
+\tpython3 -m venv .venv
+\t.venv/bin/python -m pip install -r requirements.txt jupyterlab
+
+# `|| true`: a table with failures is the expected answer, not an error of make's.
+grade:
+\t@$(PYTHON) -m minicoder.assignments grade {a.name} --student . --log grade.log $(if $(QUICK),--quick) || true
+
+test:
+\t@$(PYTHON) -m minicoder.assignments grade {a.name} --student . --only "$(FN)" --show-output || true
+
+chapter:
+\t$(PYTHON) -m jupyter lab chapters
+"""
+
+
+def _assignment_md(a: Assignment, stubbed: bool, keep: tuple[str, ...]) -> str:
+    rows = []
+    for k, p in enumerate(a.parts, 1):
+        where = f"`minicoder/{p.name.split(':')[0].replace('.', '/')}.py`" if p.is_function else "(no new code)"
+        fn = p.short if p.is_function else f'"{p.short}"'
+        rows.append(f"| {k} | `{p.short}` | {where} | {p.hint} | `make test FN={fn}` |")
+    first = next(p for p in a.parts if p.is_function)
+    node = first.tests[0]
+    state = ("Each function below raises `NotImplementedError`" if stubbed else
+             "This copy holds the reference solution (made with --solved)")
+    if keep:
+        state += f" (except {', '.join(keep)}, given to you solved)"
+    exercises = "".join(f"- Exercise {e.number} ({e.chapter}) needs only: "
+                        f"{', '.join(f.split(':', 1)[1] for f in e.functions)}.\n" for e in a.exercises)
+    return f"""# Assignment `{a.name}`: {a.title}
+
+{state}. Its docstring is the specification: what to
+compute, and worked `>>>` examples, which are graded too. Write the functions in this order:
+
+| # | function | file | what | its tests |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+The last rows check everything together; they pass once the functions above do.
+
+## Set up
+
+    make setup                      # .venv with numpy, torch, tokenizers, regex, pytest, pytest-timeout, ...
+
+Do not `pip install` minicoder into that environment: the Makefile puts this folder first on
+PYTHONPATH, and the grader refuses to grade any `minicoder` but this folder's.
+
+## Run one function's tests
+
+    make test FN={first.short}                         # its tests and its docstring examples
+    .venv/bin/python -m pytest {node} -q  # or pytest directly
+    .venv/bin/python -m pytest {node} -q -k some_case   # one case
+
+## Grade
+
+    make grade            # a table: each function, tests passed/total, status; then a score
+    make grade QUICK=1    # the same without the slow tests (a few minutes less)
+
+A status is `passed`, `failed`, `timeout` (each test has a time limit; look for an endless loop),
+`not implemented` (your stub still raises), or `blocked` (your function calls another that is still a
+stub). pytest's full output goes to grade.log.
+
+## The chapter
+
+{chr(10).join(f"    make chapter                    # opens {c} with this folder's minicoder" for c in a.chapters)}
+
+The chapter's first cell puts this folder first on `sys.path` and prints which `minicoder` it imported.
+
+{exercises}
+Your instructor grades with the same tests, run from their checkout against your folder:
+`minicoder assignment grade {a.name} --student <this folder>`.
+"""
+
+
+# -----------------------------------------------------------------------------
+# Grading
+
+def grade(assignment: str, student: str | os.PathLike, quick: bool = False, only: str | None = None,
+          timeout: float = 120, log: str | os.PathLike | None = None, show_output: bool = False,
+          tests_root: str | os.PathLike = REPO_DIR, echo=print) -> dict:
+    """Run the assignment's graded tests (from `tests_root`) against the package in `student`.
+
+    Prints a table with one row per part and returns {"rows", "score" (percent), "returncode",
+    "records" (one per test, as tests/conftest.py wrote them)}.
+    `quick` skips tests marked slow, `only` runs one part ("merge"), `timeout` bounds each test
+    (seconds; tests marked with their own timeout keep it).
+    """
+    a = get_assignment(assignment)
+    student, root = Path(student).resolve(), Path(tests_root).resolve()
+    if not (student / "minicoder" / "__init__.py").is_file():
+        raise ValueError(f"{student} has no minicoder/__init__.py; pass the --out folder of 'assignment make'")
+    if importlib.util.find_spec("pytest_timeout") is None:
+        raise ValueError("grading needs pytest-timeout (each test has a time limit): pip install pytest-timeout")
+    parts = a.parts
+    if only:
+        parts = tuple(p for p in a.parts if only in (p.short, p.name))
+        if not parts:
+            raise ValueError(f"--only {only!r} is not a part of {assignment}; choose one of: "
+                             f"{', '.join(p.short for p in a.parts if p.is_function)}")
+    missing = sorted({t for p in parts for t in p.graded_tests if not (root / t.split('::')[0]).is_file()})
+    if missing:
+        raise FileNotFoundError(f"graded tests not found under {root}: {missing}")
+    nodes = list(dict.fromkeys(t for p in parts for t in p.graded_tests))
+
+    with tempfile.TemporaryDirectory(prefix="minicoder-grade-") as tmp:
+        report = Path(tmp) / "report.jsonl"
+        env = dict(os.environ, MINICODER_STUDENT=str(student), MINICODER_REPORT=str(report))
+        cmd = [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider", "--rootdir", str(root),
+               f"--timeout={timeout:g}", *(["-m", "not slow"] if quick else []), *nodes]
+        if show_output:
+            proc = subprocess.run(cmd, cwd=root, env=env)
+        else:
+            proc = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if log:
+                Path(log).write_text(proc.stdout, encoding="utf-8")
+        records = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()] \
+            if report.exists() else []
+
+    rows = [_part_status(p, records) for p in parts]
+    scored = [r for r in rows if r["total"]]
+    score = 100 * sum(r["passed"] / r["total"] for r in scored) / len(scored) if scored else 0.0
+    echo(format_table(a, rows, score, student))
+    if not show_output and any(r["status"] == "not run" for r in rows):
+        echo("some tests did not run; pytest said:\n" + "\n".join(proc.stdout.splitlines()[-15:]))
+    if log and not show_output:
+        echo(f"pytest's full output: {log}")
+    return {"rows": rows, "score": score, "returncode": proc.returncode, "records": records}
+
+
+def _part_status(part: Part, records: list[dict]) -> dict:
+    ids = part.graded_tests
+    mine = [r for r in records if any(r["nodeid"] == t or r["nodeid"].startswith(t + "[") for t in ids)]
+    mine = [r for r in mine if r["outcome"] != "skipped"]
+    passed = sum(r["outcome"] == "passed" for r in mine)
+    failed = [r for r in mine if r["outcome"] != "passed"]
+    stubs = sorted({r["stub"] for r in failed if r.get("stub")})
+    own = part.short
+    detail = ""
+    if not mine:
+        status = "not run"
+    elif not failed:
+        status = "passed"
+    elif any(r.get("timeout") for r in failed):
+        status = "timeout"
+    elif all(r.get("stub") for r in failed):
+        others = [s for s in stubs if s != own]
+        status = "not implemented" if own in stubs or not part.is_function else "blocked"
+        detail = f"needs {', '.join(others)}" if others else ""
+    else:
+        status = "failed"
+    if status in ("failed", "timeout"):
+        detail = "; ".join(f"{r['nodeid'].split('::')[-1]}: {r.get('message', '')}"
+                           for r in failed if not r.get("stub"))[:300]
+    return {"part": own, "passed": passed, "total": len(mine), "status": status, "detail": detail}
+
+
+def format_table(a: Assignment, rows: list[dict], score: float, student: Path) -> str:
+    width = max(len(r["part"]) for r in rows) + 2
+    lines = [f"assignment {a.name}: {student}", f"  {'function':{width}s}{'tests':>8s}  status"]
+    for r in rows:
+        lines.append(f"  {r['part']:{width}s}{r['passed']:>4d}/{r['total']:<3d}  {r['status']}"
+                     + (f" ({r['detail']})" if r["detail"] else ""))
+    done = sum(r["status"] == "passed" for r in rows)
+    lines.append(f"score: {score:.1f} / 100   ({done} of {len(rows)} parts passed; each part counts the "
+                 f"fraction of its tests passed)")
+    return "\n".join(lines)
+
+
+# -----------------------------------------------------------------------------
+# Command line: `minicoder assignment ...`, or `python -m minicoder.assignments ...` in a student folder
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("assignment", help="make student copies of a module and grade them")
-    asub = p.add_subparsers(dest="assignment_command", metavar="ACTION", required=True)
-    mk = asub.add_parser("make", help="write a copy of minicoder with the assignment's regions stubbed")
-    mk.add_argument("name", help=f"assignment name, one of: {', '.join(ASSIGNMENTS)}")
-    mk.add_argument("--out", required=True, help="directory to create; the copy lands in OUT/minicoder")
+    p = sub.add_parser("assignment", help="make take-home student packages of a module and grade them")
+    _add_actions(p.add_subparsers(dest="assignment_command", metavar="ACTION", required=True))
+
+
+def _add_actions(asub) -> None:
+    names = ", ".join(ASSIGNMENTS)
+    mk = asub.add_parser("make", help="write a student package: stubs, graded tests, data, chapters")
+    mk.add_argument("name", help=f"assignment name, one of: {names}")
+    mk.add_argument("--out", required=True, help="folder to create (must be new or empty)")
     mk.add_argument("--solved", action="store_true", help="copy without stubbing (to check the grader)")
     mk.set_defaults(func=_cli_make)
-    gr = asub.add_parser("grade", help="run the assignment's graded tests against a student copy")
-    gr.add_argument("name", help=f"assignment name, one of: {', '.join(ASSIGNMENTS)}")
-    gr.add_argument("--student", required=True, help="the OUT directory given to 'assignment make'")
+    gr = asub.add_parser("grade", help="run the assignment's graded tests against a student package; print a table")
+    gr.add_argument("name", help=f"assignment name, one of: {names}")
+    gr.add_argument("--student", required=True, help="the student's folder (the --out of 'assignment make')")
+    gr.add_argument("--quick", action="store_true", help="skip the tests marked slow")
+    gr.add_argument("--only", default=None, help="grade one function only, e.g. merge")
+    gr.add_argument("--timeout", type=float, default=120, help="seconds each test may run (default: 120)")
+    gr.add_argument("--log", default=None, help="write pytest's full output to this file")
+    gr.add_argument("--show-output", action="store_true", help="show pytest's output instead of hiding it")
     gr.set_defaults(func=_cli_grade)
-    ls = asub.add_parser("list", help="list the assignments and their graded tests")
+    ls = asub.add_parser("list", help="list the assignments, their functions and graded tests")
     ls.set_defaults(func=_cli_list)
 
 
 def _cli_make(args) -> int:
-    dest = make_student_copy(args.name, args.out, stub=not args.solved)
-    print(f"wrote {dest}; see {Path(args.out) / 'ASSIGNMENT.md'}")
+    make_student_copy(args.name, args.out, stub=not args.solved)
+    print(f"wrote {args.out}; start with {Path(args.out) / 'ASSIGNMENT.md'}")
     return 0
 
 
 def _cli_grade(args) -> int:
-    return grade(args.name, args.student)
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    result = grade(args.name, args.student, quick=args.quick, only=args.only, timeout=args.timeout,
+                   log=args.log, show_output=args.show_output)
+    return 0 if all(r["status"] == "passed" for r in result["rows"]) else 1
 
 
 def _cli_list(args) -> int:
     for a in ASSIGNMENTS.values():
-        print(f"{a.name:12s} {a.title}  [{', '.join(a.tests)}]")
+        print(f"{a.name}: {a.title}")
+        for k, p in enumerate(a.parts, 1):
+            tests = ", ".join(t.split("::")[-1] for t in p.tests) + (" + docstring examples" if p.is_function else "")
+            print(f"  {k}. {p.short:24s} -> {tests}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minicoder.assignments",
+                                     description="Make and grade minicoder's course assignments.")
+    _add_actions(parser.add_subparsers(dest="assignment_command", metavar="ACTION", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"minicoder assignment: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
