@@ -31,15 +31,20 @@ chapter builds that tokenizer up from nothing, with `minicoder/tokenizer.py`:
 
 Everything below imports from `minicoder`; the notebook adds display helpers and plots, not a second
 implementation. HF `tokenizers` appears only as an oracle, to check that we produce the very same ids."""),
-    code("""import platform, sys
+    code("""import os, platform, sys
+from pathlib import Path
+
+# Import the minicoder beside this chapters/ folder: the checkout's, or a student package's (see the exercises).
+if (Path.cwd().parent / "minicoder").is_dir():
+    sys.path.insert(0, str(Path.cwd().parent))
 import matplotlib, regex, tokenizers
 import minicoder
 
+print("minicoder ", minicoder.__version__, "from", os.path.relpath(Path(minicoder.__file__).parent))
 print("python    ", sys.version.split()[0], platform.machine())
 print("regex     ", regex.__version__)
 print("tokenizers", tokenizers.__version__, "(oracle only)")
-print("matplotlib", matplotlib.__version__)
-print("minicoder ", minicoder.__version__)"""),
+print("matplotlib", matplotlib.__version__)"""),
     code("""import html
 import sysconfig
 import time
@@ -51,13 +56,11 @@ from IPython.display import HTML, display
 from tokenizers import Tokenizer as HFTokenizer
 
 from minicoder.tokenizer import (ASSISTANT, BOS, CHAINS, EOS, EOT, FIM_BEGIN, FIM_END, FIM_HOLE, PAD, USER,
-                                 Tokenizer, bpe, bytes_to_unicode, get_pair_counts, merge, split_isolated,
-                                 train_merges)
+                                 Tokenizer, bpe, bytes_to_unicode, get_pair_counts, merge, pre_tokenize_naive,
+                                 split_isolated, train_merges)
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto's note that ipywidgets is missing
-DEEPSEEK_CODER = "../data_samples/tokenizers/deepseek-coder/tokenizer.json"
-real = Tokenizer.from_file(DEEPSEEK_CODER)      # DeepSeek-Coder's real vocabulary
-print(real)"""),
+DEEPSEEK_CODER = "../data_samples/tokenizers/deepseek-coder/tokenizer.json"   # loaded in section 2"""),
     md("""## 1. BPE by hand
 
 Byte-level BPE starts from the 256 possible bytes: any text, in any language, is a sequence of ids 0..255
@@ -76,22 +79,22 @@ def tokens(ids):
 
 
 print(f"start   {tokens(ids):24s} {ids}")
+learned = []                                     # the merged pairs, in order
 for k in range(3):
     counts = get_pair_counts(ids)
     pair = min(counts, key=lambda p: (-counts[p], p))   # most frequent; ties -> smallest ids
     new_id = 256 + k
     vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
     ids = merge(ids, pair, new_id)
+    learned.append(pair)
     print(f"merge {k + 1}: {pair} = {vocab[new_id].decode()!r} seen {counts[pair]}x -> id {new_id}")
     print(f"        {tokens(ids):24s} {ids}")"""),
     md("""Eleven bytes became five tokens. The second step was a tie (`aa`+`a` and `a`+`b` both occur twice), broken
-towards the smaller ids. `train_merges` does the same thing on a whole corpus, but counts each distinct word
-once (weighted by how often it occurs) and updates the pair counts incrementally instead of recounting:"""),
-    code("""pairs = train_merges({text.encode(): 1}, num_merges=3)
-print(pairs)"""),
-    md("""To **encode** new text, `bpe` applies the learned merges by *rank*: among the adjacent pairs present, it merges
+towards the smaller ids. (Section 3's `train_merges` does the same thing on a whole corpus.)
+
+To **encode** new text, `bpe` applies the learned merges by *rank*: among the adjacent pairs present, it merges
 the one learned first, and repeats until no learned pair is left."""),
-    code("""merges = {pair: (rank, 256 + rank) for rank, pair in enumerate(pairs)}   # (a, b) -> (rank, new id)
+    code("""merges = {pair: (rank, 256 + rank) for rank, pair in enumerate(learned)}   # (a, b) -> (rank, new id)
 for word in ["aaab", "aaaaab", "abac", "dab"]:
     print(f"{word:8s} -> {tokens(bpe(list(word.encode()), merges))}")"""),
     md("""## 2. Pre-tokenization: what BPE may never merge
@@ -100,19 +103,22 @@ Run BPE over raw text and it spends its vocabulary on tokens that straddle the e
 of the next (`e `, `s `, `f `), a different token for every way words happen to meet. So text is first cut into **pre-tokens**, and BPE works inside each piece. DeepSeek-Coder's
 `tokenizer.json` describes the cut as a chain of HF pre-tokenizers, each applied to every piece the previous one
 left ("Isolated": every match becomes a piece of its own, the text between matches stays as pieces too):"""),
-    code("""for step in real.chain:
+    code("""real = Tokenizer.from_file(DEEPSEEK_CODER)      # DeepSeek-Coder's real vocabulary
+print(real)
+for step in real.chain:
     print(step)
 print("same as minicoder's CHAINS['deepseek-coder']:", real.chain == CHAINS["deepseek-coder"])"""),
     md("""In order: newlines; a word with at most one whitespace character before it; a run of punctuation, likewise; a
 run of CJK characters; then every digit on its own. Watch a line of code go through the chain, one step at a
-time (`split_isolated` is the library's one-step cut; `pre_tokenize_naive` loops it over the chain):"""),
+time (`split_isolated` is the library's one-step cut; `pre_tokenize_naive(text, patterns)` loops it over the
+chain's compiled patterns):"""),
     code("""line = "    total += price_2 * 1024  # 合计\\n"
 pieces = [line]
 for label, step in zip(["newlines", "words", "punctuation", "CJK", "digits"], real.chain):
     pieces = [p for piece in pieces for p in split_isolated(piece, step.compile())]
     print(f"{label:11s} {pieces}")
 
-assert pieces == real.pre_tokenize_naive(line) == real.pre_tokenize(line)
+assert pieces == pre_tokenize_naive(line, [step.compile() for step in real.chain]) == real.pre_tokenize(line)
 print("\\npre_tokenize_naive and the fast pre_tokenize agree:", real.pre_tokenize(line) == pieces)"""),
     md("""Things to notice:
 
@@ -138,7 +144,12 @@ print("gpt2:          ", gpt2_cut.pre_tokenize(line))"""),
 Our corpus is this machine's Python standard library: top-level modules, three files in four for training (up
 to 800 kB) and the fourth for a held-out set (up to 250 kB) that the tokenizer never sees.
 `Tokenizer.train(texts, vocab_size)` pre-tokenizes every document, counts each distinct pre-token once and runs
-`train_merges`; `vocab_size` counts the 256 bytes, the merges and the 9 DeepSeek special tokens."""),
+`train_merges`; `vocab_size` counts the 256 bytes, the merges and the 9 DeepSeek special tokens.
+
+`train_merges` does what section 1 did by hand, but counts each distinct word once (weighted by how often it
+occurs) and, after a merge, updates the counts of only the words that held the merged pair, instead of
+recounting everything. On section 1's example it finds the same three merges:"""),
+    code("""print(train_merges({b"aaabdaaabac": 1}, num_merges=3))"""),
     code("""stdlib = Path(sysconfig.get_paths()["stdlib"])
 modules = sorted(stdlib.glob("*.py"))
 
@@ -325,25 +336,32 @@ languages, prose, Chinese) with a larger vocabulary.
 
 ## Exercises
 
-These follow the course assignment **`tokenizer`**; its graded tests are `tests/test_tokenizer_bpe.py`.
+These follow the course assignment **`tokenizer`** (`minicoder assignment list` shows its functions and
+their graded tests). Make your take-home package and work in it:
 
 ```
-make student ASSIGNMENT=tokenizer OUT=/tmp/student     # a copy of minicoder with the solutions removed
-make grade ASSIGNMENT=tokenizer STUDENT=/tmp/student    # the same tests, run against your copy
+make student ASSIGNMENT=tokenizer OUT=~/bpe     # the package with the solutions removed, its tests, data, this chapter
+cd ~/bpe && make setup                          # then read ASSIGNMENT.md
+make test FN=merge                              # one function's tests (and its docstring examples)
+make grade                                      # every function: tests passed, status, a score
+make chapter                                    # this notebook, running on your package
 ```
 
-In the copy, every function below raises `NotImplementedError`; its docstring (with a worked example) is the
-specification. To run this notebook against your copy, start Jupyter with `PYTHONPATH=/tmp/student`.
+In the package, every function below raises `NotImplementedError`; its docstring (with worked examples, which
+are graded too) is the specification. The notebook's first cell imports the `minicoder` beside its `chapters/`
+folder, so in your package it runs your code; each exercise needs only its own functions.
 
-1. **The BPE core.** Implement `get_pair_counts` and `merge`, and check section 1 gives the same three merges.
-   Then `bpe` (apply merges by rank) and `bytes_to_unicode` (GPT-2's table; why must every byte map to a
-   *printable* character?).
-2. **Pre-tokenization.** Implement `split_isolated` and `Tokenizer.pre_tokenize_naive`. The graded tests compare
-   your chain with the fast regex and with HF's pre-tokenizer on every Unicode code point; which code points
-   did you get wrong first, and why?
-3. **Training.** Implement `train_merges_naive` (recount every pair after each merge), then `train_merges`, which
-   updates only the words that contain the merged pair and picks the best pair from a heap. Both must give the
-   same merges, ties included. Time both on section 3's corpus at 1,000 merges.
+1. **The BPE core** (section 1). Implement `get_pair_counts`, `merge` and `bpe` (apply merges by rank), then
+   run section 1: the same three merges, and the same encodings.
+2. **Pre-tokenization** (section 2). Implement `bytes_to_unicode` (GPT-2's table, which `tokenizer.json` files
+   use; why must every byte map to a *printable* character?), `split_isolated` and
+   `pre_tokenize_naive(text, patterns)`, then run section 2. The graded tests compare your chain with the fast
+   regex and with HF's pre-tokenizer on every Unicode code point; which code points did you get wrong first,
+   and why?
+3. **Training** (sections 3 to 8). Implement `train_merges_naive` (recount every pair after each merge), then
+   `train_merges`, which updates only the words that contain the merged pair and picks the best pair from a
+   heap. Both must give the same merges, ties included, and `train_merges` is timed: recounting everything
+   after each merge fails its test. Time both on section 3's corpus at 1,000 merges.
 
 Extensions (not graded):
 
