@@ -104,7 +104,7 @@ def build(source: Path, timeout: int = 300) -> float:
     seconds = time.perf_counter() - start
     notebook = source.with_suffix(".ipynb")
     partial = notebook.with_name(notebook.name + ".partial")
-    jupytext.write(nb, partial, fmt="ipynb")
+    partial.write_text(jupytext.writes(nb, fmt="ipynb"), encoding="utf-8")
     partial.replace(notebook)
     return seconds
 
