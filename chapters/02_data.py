@@ -32,22 +32,24 @@
 # `minicoder.prepare`. Nothing is reimplemented here.
 
 # %%
-import platform, sys
+import os, platform, sys
+from pathlib import Path
+
+# Import the minicoder beside this chapters/ folder (this checkout, or a student's copy), not another installed one.
+if (Path.cwd().parent / "minicoder" / "__init__.py").is_file():
+    sys.path.insert(0, str(Path.cwd().parent))
 import matplotlib, numpy
 import minicoder
 
 print("python    ", sys.version.split()[0], platform.machine())
 print("numpy     ", numpy.__version__)
 print("matplotlib", matplotlib.__version__)
-print("minicoder ", minicoder.__version__)
+print("minicoder ", minicoder.__version__, "from", os.path.relpath(Path(minicoder.__file__).parent))
 
 # %%
 import json
-import os
 import sysconfig
 import tempfile
-from collections import Counter
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -250,7 +252,7 @@ checker = decontam.Decontaminator.from_humaneval()
 solution = decontam.load_humaneval()[0]["canonical_solution"]
 print(checker.check("def any_two_close(xs, t):\n" + solution))
 print(checker.check("def frac(x: float) -> float:\n" + decontam.load_humaneval()[2]["canonical_solution"]))
-print(checker.check(calc["calc/parser.py"]))
+print(checker.check((REPOS / "python_calc" / "calc" / "parser.py").read_text()))
 
 # %% [markdown]
 # ## 5. The whole pipeline: `minicoder prepare`
@@ -293,16 +295,24 @@ print("...", sample[max(at - 200, 0):at + 700], "...")
 # %% [markdown]
 # ## Exercises
 #
-# 1. **Boundaries.** Write a Python file whose average line length is exactly 100.5 and predict what
-#    `filters.check` says; then read `avg_line_length` and `tests/test_filters.py` to confirm.
-# 2. **A new language.** Add Kotlin to `depsort.FINDERS` (`import a.b.C`, same-package references like Java).
-#    Write a three-file repository under `data_samples/repos/`, its graph in `EXPECTED.json`, and run
-#    `pytest tests/test_depsort.py`.
-# 3. **Ties.** DeepSeek breaks ties at random. Change the tie-break of `topological_sort` to a seeded random
-#    choice and measure, on the `email` package, how many edges outside cycles each method gets wrong over 100
-#    seeds (the `check_order` helper in `tests/test_depsort.py` counts them).
-# 4. **Dedup granularity.** Run `prepare` on a corpus holding two copies of `python_calc` that differ in one
-#    file, and a third repository that vendors one of its files. Which repositories go? What would file-level
-#    dedup (`dedup.deduplicate` over the files) remove instead, and why does section 2.3 avoid that?
-# 5. **Decontamination tokens.** Re-run section 4 with `Decontaminator.from_humaneval(pattern=decontam.CODE_TOKENS)`
-#    over the top-level standard-library modules and compare the number of files dropped.
+# Each exercise names the section it builds on and the functions it needs; in a student copy of an assignment,
+# the chapter's two set-up cells and that section run as soon as these are written.
+#
+# 1. **Boundaries** (section 1; needs only `minicoder/filters.py`, which no assignment stubs). Write a Python
+#    file whose average line length is exactly 100.5 and predict what `filters.check` says; then read
+#    `avg_line_length` and `tests/test_filters.py` to confirm.
+# 2. **A new language** (section 2; needs all of `depsort`: `find_dependencies`, the components,
+#    `topological_sort`). Add Kotlin to `depsort.FINDERS` (`import a.b.C`, same-package references like Java).
+#    Write a three-file repository under `data_samples/repos/`, its graph in `EXPECTED.json`, and run `pytest
+#    tests/test_depsort.py`.
+# 3. **Ties** (section 2; needs all of `depsort`). DeepSeek breaks ties at random. Change the tie-break of
+#    `topological_sort` to a seeded random choice and measure, on the `email` package, how many edges outside
+#    cycles each method gets wrong over 100 seeds (the `check_order` helper in `tests/test_depsort.py` counts
+#    them).
+# 4. **Dedup granularity** (section 5; `prepare` needs every step: `depsort`, `dedup`, `decontam`). Run `prepare`
+#    on a corpus holding two copies of `python_calc` that differ in one file, and a third repository that vendors
+#    one of its files. Which repositories go? What would file-level dedup (`dedup.deduplicate` over the files)
+#    remove instead, and why does section 2.3 avoid that?
+# 5. **Decontamination tokens** (section 4; needs `Decontaminator.ngrams` and `.check`). Re-run section 4 with
+#    `Decontaminator.from_humaneval(pattern=decontam.CODE_TOKENS)` over the top-level standard-library modules
+#    and compare the number of files dropped.

@@ -33,7 +33,12 @@
 # sees.
 
 # %%
-import platform, sys
+import os, platform, sys
+from pathlib import Path
+
+# Import the minicoder beside this chapters/ folder (this checkout, or a student's copy), not another installed one.
+if (Path.cwd().parent / "minicoder" / "__init__.py").is_file():
+    sys.path.insert(0, str(Path.cwd().parent))
 import matplotlib, numpy, torch
 import minicoder
 
@@ -41,7 +46,7 @@ print("python    ", sys.version.split()[0], platform.machine())
 print("numpy     ", numpy.__version__)
 print("torch     ", torch.__version__)
 print("matplotlib", matplotlib.__version__)
-print("minicoder ", minicoder.__version__)
+print("minicoder ", minicoder.__version__, "from", os.path.relpath(Path(minicoder.__file__).parent))
 
 # %%
 import gzip
@@ -49,7 +54,6 @@ import html
 import json
 import random
 import sysconfig
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -77,6 +81,14 @@ def show(*pieces, title=""):
 display(HTML(" ".join(span(name, name) for name in ["prefix", "middle", "suffix"])
              + " " + span("<｜special｜>", "special")))
 
+doc = '''def mean(xs):
+    total = 0
+    for x in xs:
+        total += x
+    return total / len(xs)
+'''  # the running example
+tok = Tokenizer.from_file("../data_samples/tokenizers/deepseek-coder/tokenizer.json")  # DeepSeek-Coder's vocabulary
+
 # %% [markdown]
 # ## 1. Cutting a document
 #
@@ -85,12 +97,6 @@ display(HTML(" ".join(span(name, name) for name in ["prefix", "middle", "suffix"
 # `random.Random` or a NumPy `Generator`, so a seed fixes every sample.
 
 # %%
-doc = '''def mean(xs):
-    total = 0
-    for x in xs:
-        total += x
-    return total / len(xs)
-'''
 rng = random.Random(3)
 prefix, middle, suffix = split_fim(doc, rng, rate=1.0)
 show((prefix, "prefix"), (middle, "middle"), (suffix, "suffix"), title="the document, cut in three")
@@ -130,7 +136,6 @@ print("restore_fim gives the document back in both modes")
 # BigCode's Megatron-LM does. Below, the tokens around each FIM token:
 
 # %%
-tok = Tokenizer.from_file("../data_samples/tokenizers/deepseek-coder/tokenizer.json")
 print(tok)
 print({name: tok.special_tokens[name] for name in (FIM_BEGIN, FIM_HOLE, FIM_END, EOS)})
 
@@ -185,7 +190,8 @@ print(prompt_ids[:4], "...", prompt_ids[-4:], f"({len(prompt_ids)} tokens)")
 # %% [markdown]
 # ## 5. The FIM rate in practice
 #
-# At rate 0.5 the number of transformed documents out of n is Binomial(n, 0.5). And because the two cut points are
+# At rate 0.5 the number of transformed documents out of n is Binomial(n, 0.5): its share has standard deviation
+# sqrt(0.25 / n), so 150 files give 0.5 ± 0.04 and 20,000 draws 0.5 ± 0.0035. And because the two cut points are
 # uniform and sorted, the middle's share of a document has density 2(1 - m): a third on average, often short,
 # rarely most of the file. So about a sixth of the training characters are "middle" characters, predicted with
 # context on both sides.
@@ -198,8 +204,10 @@ rng = np.random.default_rng(0)
 rates = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
 observed = [np.mean([apply_fim(d, rng, rate=r) != d for d in docs]) for r in rates]
 
+n_draws = 20_000
 shares, chars_middle, chars_total, transformed = [], 0, 0, 0
-for d in docs * 10:
+for k in range(n_draws):
+    d = docs[k % len(docs)]
     parts = split_fim(d, rng, rate=0.5)
     chars_total += len(d)
     if parts is not None:
@@ -217,10 +225,11 @@ m = np.linspace(0, 1, 50)
 ax2.plot(m, 2 * (1 - m), label="2(1 - m)")
 ax2.set_xlabel("middle / document length"); ax2.legend()
 plt.tight_layout(); plt.show()
-n_draws = len(docs) * 10
-print(f"transformed at rate 0.5: {transformed} of {n_draws} draws ({transformed / n_draws:.3f}; "
-      f"Binomial: 0.5 ± {np.sqrt(0.25 / n_draws):.3f} sd)")
-print(f"mean middle share {np.mean(shares):.3f} (theory 1/3); middle characters / all characters {chars_middle / chars_total:.3f}")
+share, sd = transformed / n_draws, np.sqrt(0.25 / n_draws)
+print(f"transformed at rate 0.5: {transformed:,} of {n_draws:,} draws = {share:.4f}; the standard deviation of that "
+      f"share is {sd:.4f}, so it lies {(share - 0.5) / sd:+.1f} sd from 0.5 (within ±2 sd for 95% of seeds)")
+print(f"mean middle share {np.mean(shares):.3f} (theory 1/3); middle characters / all characters "
+      f"{chars_middle / chars_total:.3f} (theory about 1/6: half the files, a third of each)")
 
 # %% [markdown]
 # ## 6. FIM file by file inside a repository sample
@@ -260,13 +269,21 @@ show(*pieces, (rest, "plain"), title="one repository sample, file-level FIM")
 # %% [markdown]
 # ## Exercises
 #
-# 1. **The other SPM.** Bavarian et al.'s main SPM layout is `<SUF>suffix<PRE>prefix<MID>middle`. Write it with
-#    DeepSeek's three tokens, extend `restore_fim` to undo it, and say why an editor's cache prefers variant 2.
-# 2. **Line-level cuts.** HumanEval's single-line infilling hides one whole line. Write a `split_fim` variant that
-#    cuts only at line boundaries and compare the histogram of middle shares with the one above.
-# 3. **Context-level FIM.** Here FIM is applied to each file of a repository sample before packing. Sketch the version that cuts a
-#    packed 4,096-token training window instead (what happens to the EOS tokens inside it?).
-# 4. **The seam.** Find a document and cut points for which PSM's ids differ from encoding the joined string with a
-#    tokenizer that *does not* cut at special tokens first. What goes wrong?
-# 5. **Rate.** Bavarian et al. report that FIM rates up to 0.9 cost almost nothing in left-to-right perplexity.
-#    What fraction of training tokens are then predicted with only left context? (Use the 2(1 - m) density.)
+# Each exercise names the sections it builds on and the functions of `minicoder/fim.py` they need; in a student
+# copy of the assignment, the chapter's two set-up cells and those sections run as soon as these are written.
+#
+# 1. **The other SPM** (sections 1 and 2; needs `split_fim`, `format_fim`, `restore_fim`). Bavarian et al.'s main
+#    SPM layout is `<SUF>suffix<PRE>prefix<MID>middle`. Write it with DeepSeek's three tokens, extend
+#    `restore_fim` to undo it, and say why an editor's cache prefers variant 2.
+# 2. **Line-level cuts** (section 5; needs `split_fim`, `format_fim`, `apply_fim`). HumanEval's single-line
+#    infilling hides one whole line. Write a `split_fim` variant that cuts only at line boundaries and compare
+#    the histogram of middle shares with the one above.
+# 3. **Context-level FIM** (section 6; needs `split_fim`, `encode_fim_files`). Here FIM is applied to each file
+#    of a repository sample before packing. Sketch the version that cuts a packed 4,096-token training window
+#    instead (what happens to the EOS tokens inside it?).
+# 4. **The seam** (section 3; needs `split_fim`, `format_fim`, `apply_fim`, `encode_fim_files`, `encode_fim`).
+#    Find a document and cut points for which PSM's ids differ from encoding the joined string with a tokenizer
+#    that *does not* cut at special tokens first. What goes wrong?
+# 5. **Rate** (section 5; needs `split_fim`, `format_fim`, `apply_fim`). Bavarian et al. report that FIM rates up
+#    to 0.9 cost almost nothing in left-to-right perplexity. What fraction of training tokens are then predicted
+#    with only left context? (Use the 2(1 - m) density.)
