@@ -546,10 +546,9 @@ def _part_status(part: Part, records: list[dict]) -> dict:
         detail = f"needs {', '.join(others)}" if others else ""
     else:
         status = "failed"
-    if status in ("failed", "timeout"):
-        detail = "; ".join(f"{r['nodeid'].split('::')[-1]}: {r.get('message', '')}"
-                           for r in failed if not r.get("stub"))[:300]
-    return {"part": own, "passed": passed, "total": len(mine), "status": status, "detail": detail}
+    failures = [f"{r['nodeid'].split('::')[-1]}: {r.get('message', '')}"[:150] for r in failed if not r.get("stub")]
+    return {"part": own, "passed": passed, "total": len(mine), "status": status, "detail": detail,
+            "failures": failures if status in ("failed", "timeout") else []}
 
 
 def format_table(a: Assignment, rows: list[dict], score: float, student: Path) -> str:
@@ -558,6 +557,9 @@ def format_table(a: Assignment, rows: list[dict], score: float, student: Path) -
     for r in rows:
         lines.append(f"  {r['part']:{width}s}{r['passed']:>4d}/{r['total']:<3d}  {r['status']}"
                      + (f" ({r['detail']})" if r["detail"] else ""))
+        lines += [f"      {f}" for f in r["failures"][:2]]
+        if len(r["failures"]) > 2:
+            lines.append(f"      ... and {len(r['failures']) - 2} more")
     done = sum(r["status"] == "passed" for r in rows)
     lines.append(f"score: {score:.1f} / 100   ({done} of {len(rows)} parts passed; each part counts the "
                  f"fraction of its tests passed)")

@@ -109,7 +109,7 @@ def test_get_pair_counts():
     ([4, 1, 2], (1, 2), 300, [4, 300]),             # at the end
     ([1], (1, 2), 9, [1]),
     ([], (1, 2), 9, []),
-])
+], ids=["two", "overlap", "overlap-even", "absent", "reversed", "at-end", "one-id", "empty"])
 def test_merge(ids, pair, new_id, expected):
     before = list(ids)
     assert merge(ids, pair, new_id) == expected
@@ -185,7 +185,7 @@ def test_bytes_to_unicode_is_gpt2_table():
     ("", r"\p{N}", []),
     ("a\n\nb\n", r"[\r\n]", ["a", "\n", "\n", "b", "\n"]),
     ("a1b", r"\p{N}*", ["a", "1", "b"]),                # empty matches make no pieces
-])
+], ids=["words", "digits", "adjacent", "no-match", "empty", "newlines", "empty-matches"])
 def test_split_isolated_examples(text, pattern, expected):
     assert split_isolated(text, regex.compile(pattern)) == expected
 
