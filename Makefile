@@ -47,8 +47,9 @@ grade: setup
 	@test -n "$(ASSIGNMENT)" -a -n "$(STUDENT)" || { echo "usage: make grade ASSIGNMENT=tokenizer STUDENT=DIR [QUICK=1]"; exit 2; }
 	$(VENV)/bin/minicoder assignment grade $(ASSIGNMENT) --student $(STUDENT) $(if $(QUICK),--quick)
 
+# JupyterLab refuses to run as root (a container's user) without --allow-root.
 chapters: setup
-	$(VENV)/bin/jupyter lab chapters/
+	$(VENV)/bin/jupyter lab chapters/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 chapters-build: setup
 	$(PY) chapters/build.py $(CHAPTER)
