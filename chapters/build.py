@@ -22,6 +22,7 @@ which writes chapters/NN_topic.py from the notebook's cells and records the pair
 """
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -97,9 +98,14 @@ def build(source: Path, timeout: int = 300) -> float:
     """
     nb = jupytext.read(source)
     nb.metadata.setdefault("jupytext", {})["formats"] = PAIRING
+    seen = set()
+    for k, cell in enumerate(nb.cells):  # ids from the text (the source has none): rebuilding does not churn them
+        cell.id = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        cell.id = cell.id if cell.id not in seen else f"{cell.id}-{k}"
+        seen.add(cell.id)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # inherited by the kernel
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False, coalesce_streams=True,
                    resources={"metadata": {"path": str(source.parent)}}).execute()
     seconds = time.perf_counter() - start
     notebook = source.with_suffix(".ipynb")
