@@ -11,8 +11,9 @@ DeepSeek-Coder (Guo et al., 2024, section 3.3) follows LLaMA (Touvron et al., 20
 Attention is causal with grouped-query attention (Ainslie et al., 2023): n_kv_heads key/value
 heads, each shared by n_heads // n_kv_heads query heads. Nothing has a bias.
 
-`ModelConfig.attn_impl` picks the attention path: "naive" writes the masked softmax out and uses
-the complex-number RoPE; "sdpa" calls `F.scaled_dot_product_attention` and the rotate-half RoPE.
+`ModelConfig.attn_impl` picks the attention path: "naive" writes the masked softmax out
+(`attention_naive`, with `causal_mask` and `repeat_kv` for GQA) and uses the complex-number RoPE;
+"sdpa" calls `F.scaled_dot_product_attention` and the rotate-half RoPE.
 They compute the same function (tests/test_model.py holds them equal).
 
 Decoding uses `KVCache`: preallocated keys and values per layer. `model(idx, kv_cache, start_pos)`
@@ -49,9 +50,23 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x / sqrt(mean(x^2) + eps) * weight over the last dimension of x (..., C).
+
+        The mean and the square root are computed in float32 (x is cast up first), the result cast
+        back to x's dtype, then multiplied by the gain `weight` (C,), as LLaMA and HF do.
+
+        >>> norm = RMSNorm(2, eps=0.0)
+        >>> [round(v, 4) for v in norm(torch.tensor([3.0, 4.0])).tolist()]  # rms = sqrt((9 + 16) / 2)
+        [0.8485, 1.1314]
+        >>> norm.weight.data = torch.tensor([2.0, -1.0])
+        >>> [round(v, 4) for v in norm(torch.tensor([[1.0, -1.0]]))[0].tolist()]
+        [2.0, 1.0]
+        """
+        # BEGIN ASSIGNMENT transformer
         xf = x.float()  # (B, T, C)
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, C)
         return self.weight * xf.to(x.dtype)  # (B, T, C)
+        # END ASSIGNMENT
 
 
 class KVCache:
@@ -73,11 +88,75 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
 
     def update(self, layer: int, start_pos: int, k: torch.Tensor, v: torch.Tensor):
-        """Store k, v (B, n_kv, T, hd) at start_pos..; return all keys/values up to start_pos + T."""
+        """Store k, v (B, n_kv, T, hd) at positions start_pos.. of `layer`; return all keys and values
+        of that layer up to start_pos + T (the earlier ones and these), each (B, n_kv, start_pos + T, hd).
+
+        >>> cache = KVCache(ModelConfig(vocab_size=8, n_layers=1, d_model=4, n_heads=2, n_kv_heads=1,
+        ...                             d_ff=8, max_seq_len=4), batch_size=1)
+        >>> k, v = cache.update(0, 0, torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))
+        >>> k, v = cache.update(0, 2, torch.full((1, 1, 1, 2), 5.0), torch.ones(1, 1, 1, 2))
+        >>> k[0, 0].tolist(), tuple(v.shape)
+        ([[1.0, 1.0], [1.0, 1.0], [5.0, 5.0]], (1, 1, 3, 2))
+        """
+        # BEGIN ASSIGNMENT transformer
         end = start_pos + k.shape[2]
         self.k[layer][:, :, start_pos:end] = k
         self.v[layer][:, :, start_pos:end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]  # (B, n_kv, S, hd) each
+        # END ASSIGNMENT
+
+
+def causal_mask(T: int, S: int, start_pos: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
+    """The (T, S) boolean mask of which keys each query may see: True where allowed.
+
+    Query t sits at position start_pos + t (the cache holds the positions before start_pos) and
+    sees key s (at position s) iff s <= start_pos + t. With start_pos = 0 and S = T this is the
+    lower triangle; once a cache holds a prefix, every query also sees the whole prefix.
+
+    >>> causal_mask(3, 3).int().tolist()
+    [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    >>> causal_mask(2, 4, start_pos=2).int().tolist()
+    [[1, 1, 1, 0], [1, 1, 1, 1]]
+    """
+    # BEGIN ASSIGNMENT transformer
+    return torch.arange(S, device=device)[None, :] <= start_pos + torch.arange(T, device=device)[:, None]  # (T, S)
+    # END ASSIGNMENT
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Grouped-query attention: (B, n_kv, S, hd) -> (B, n_kv * n_rep, S, hd), each KV head repeated
+    n_rep times in a row, so KV head j serves query heads j * n_rep .. j * n_rep + n_rep - 1.
+
+    >>> x = torch.tensor([10.0, 20.0]).view(1, 2, 1, 1)  # two KV heads
+    >>> repeat_kv(x, 3).flatten().tolist()
+    [10.0, 10.0, 10.0, 20.0, 20.0, 20.0]
+    """
+    # BEGIN ASSIGNMENT transformer
+    return x.repeat_interleave(n_rep, dim=1)  # (B, n_kv * n_rep, S, hd)
+    # END ASSIGNMENT
+
+
+def attention_naive(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hd), masked) v, written out (Vaswani et al., 2017, equation 1).
+
+    q (B, nh, T, hd), k and v (B, nh, S, hd) (KV heads already repeated), mask (T, S) boolean,
+    True where a query may see a key. Masked scores become -inf before the softmax, so they get
+    weight 0. The softmax runs in float32 and the weights are cast back to q's dtype. Returns
+    (B, nh, T, hd). This is the path to read; `F.scaled_dot_product_attention` is the fast one
+    and must not be called here.
+
+    >>> q = torch.tensor([[[[1.0], [1.0]]]])          # B=1, nh=1, T=2, hd=1
+    >>> k = torch.tensor([[[[0.0], [math.log(3)]]]])   # scores 0 and ln 3: weights 1/4 and 3/4
+    >>> v = torch.tensor([[[[4.0], [8.0]]]])
+    >>> [round(x, 4) for x in attention_naive(q, k, v, causal_mask(2, 2)).flatten().tolist()]
+    [4.0, 7.0]
+    """
+    # BEGIN ASSIGNMENT transformer
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, nh, T, S)
+    att = att.masked_fill(~mask, float("-inf"))  # (B, nh, T, S)
+    att = F.softmax(att.float(), dim=-1).to(q.dtype)  # (B, nh, T, S)
+    return att @ v  # (B, nh, T, hd)
+    # END ASSIGNMENT
 
 
 class Attention(nn.Module):
@@ -96,6 +175,30 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 kv_cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
+        """Causal self-attention of x (B, T, C) at positions start_pos..start_pos+T-1 -> (B, T, C).
+
+        Project x to q (n_heads), k and v (n_kv_heads heads each), split into heads (B, heads, T, hd);
+        turn q and k by RoPE with the tables cos, sin (T, hd) of these positions (`apply_rope_naive`
+        when attn_impl is "naive", else `apply_rope`); with a cache, store k and v at start_pos with
+        `kv_cache.update(self.layer, ...)` and attend over everything it returns. Repeat the KV heads
+        for GQA (`repeat_kv`), build `causal_mask(T, S, start_pos)` and attend: "naive" calls
+        `attention_naive`; "sdpa" calls `F.scaled_dot_product_attention` (is_causal=True is right only
+        when start_pos is 0: it aligns the mask top-left; otherwise pass the mask). Merge the heads
+        back to (B, T, C) and project with wo.
+
+        >>> torch.manual_seed(0) and None
+        >>> cfg = ModelConfig(vocab_size=8, n_layers=1, d_model=8, n_heads=4, n_kv_heads=2, d_ff=8,
+        ...                   max_seq_len=4, attn_impl="naive")
+        >>> attn, cos, sin = Attention(cfg, layer=0), torch.ones(3, 2), torch.zeros(3, 2)  # no rotation
+        >>> x = torch.randn(1, 3, 8)
+        >>> y = attn(x, cos, sin)
+        >>> tuple(y.shape)
+        (1, 3, 8)
+        >>> x2 = x.clone(); x2[0, 2] = 0.0  # change the last token: the first two outputs stay
+        >>> torch.allclose(attn(x2, cos, sin)[:, :2], y[:, :2]), torch.allclose(attn(x2, cos, sin)[:, 2], y[:, 2])
+        (True, False)
+        """
+        # BEGIN ASSIGNMENT transformer
         B, T, C = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, n_kv, T, hd)
@@ -104,23 +207,18 @@ class Attention(nn.Module):
         q, k = rope(q, cos, sin), rope(k, cos, sin)  # shapes unchanged
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer, start_pos, k, v)  # (B, n_kv, S, hd), S = start_pos + T
-        # GQA: each KV head serves n_heads // n_kv_heads consecutive query heads.
-        k = k.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)  # (B, nh, S, hd)
-        v = v.repeat_interleave(self.n_heads // self.n_kv_heads, dim=1)  # (B, nh, S, hd)
-        S = k.shape[2]
-        # Query t sits at position start_pos + t and may see keys at positions <= its own.
-        mask = torch.arange(S, device=x.device)[None, :] <= start_pos + torch.arange(T, device=x.device)[:, None]  # (T, S)
+        k = repeat_kv(k, self.n_heads // self.n_kv_heads)  # (B, nh, S, hd)
+        v = repeat_kv(v, self.n_heads // self.n_kv_heads)  # (B, nh, S, hd)
+        mask = causal_mask(T, k.shape[2], start_pos, x.device)  # (T, S)
         if self.attn_impl == "naive":
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, nh, T, S)
-            att = att.masked_fill(~mask, float("-inf"))  # (B, nh, T, S)
-            att = F.softmax(att.float(), dim=-1).to(q.dtype)  # (B, nh, T, S)
-            y = att @ v  # (B, nh, T, hd)
+            y = attention_naive(q, k, v, mask)  # (B, nh, T, hd)
         elif start_pos == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hd)
         else:  # is_causal aligns the mask top-left, which is wrong once the cache holds a prefix
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.wo(y)  # (B, T, C)
+        # END ASSIGNMENT
 
 
 class FeedForward(nn.Module):
@@ -133,7 +231,17 @@ class FeedForward(nn.Module):
         self.w3 = nn.Linear(config.d_model, config.d_ff, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """w2(silu(w1 x) * w3 x) for x (..., d_model) -> (..., d_model); silu(z) = z * sigmoid(z).
+
+        >>> ffn = FeedForward(ModelConfig(vocab_size=8, n_layers=1, d_model=2, n_heads=1, d_ff=2, max_seq_len=4))
+        >>> for w in (ffn.w1, ffn.w2, ffn.w3):
+        ...     w.weight.data = torch.eye(2)
+        >>> [round(v, 4) for v in ffn(torch.tensor([1.0, -2.0])).tolist()]  # [silu(1) * 1, silu(-2) * -2]
+        [0.7311, 0.4768]
+        """
+        # BEGIN ASSIGNMENT transformer
         return self.w2(F.silu(self.w1(x)) * self.w3(x))  # (B, T, d_ff) inside, (B, T, C) out
+        # END ASSIGNMENT
 
 
 class Block(nn.Module):
