@@ -190,6 +190,68 @@ ASSIGNMENTS = {
                          ("tokenizer:bytes_to_unicode", "tokenizer:split_isolated", "tokenizer:pre_tokenize_naive")),
             ),
         ),
+        Assignment(
+            "transformer", "The DeepSeek-Coder decoder: RMSNorm, SwiGLU, RoPE, causal GQA attention, the KV cache "
+            "(chapter 4)",
+            parts=tuple(Part(name, tuple(f"tests/test_transformer_graded.py::{t}" for t in tests), hint)
+                        for name, tests, hint in [
+                ("model:RMSNorm.forward", ("test_rmsnorm_equals_float64_and_hf",), "root-mean-square norm, in float32"),
+                ("model:FeedForward.forward", ("test_feedforward_equals_float64_and_hf",), "SwiGLU: w2(silu(w1 x) * w3 x)"),
+                ("rope:rope_frequencies", ("test_rope_frequencies_equal_float64_and_hf",),
+                 "each pair's speed theta^(-2i/d), linear scaling"),
+                ("rope:rope_angles", ("test_rope_angles_equal_float64",), "angle = position * speed"),
+                ("rope:rope_cos_sin", ("test_rope_cos_sin_equal_float64_and_hf",), "the cos/sin tables, rotate-half layout"),
+                ("rope:rotate_half", ("test_rotate_half_equals_hf",), "[x1, x2] -> [-x2, x1]"),
+                ("rope:apply_rope", ("test_apply_rope_equals_2x2_rotations_and_hf",), "x cos + rotate_half(x) sin"),
+                ("rope:apply_rope_naive", ("test_apply_rope_naive_equals_2x2_rotations",),
+                 "the same rotation with complex numbers"),
+                ("model:causal_mask", ("test_causal_mask_by_rule",), "which keys each query sees, after a cached prefix"),
+                ("model:repeat_kv", ("test_repeat_kv_equals_hf",), "grouped-query attention: share each KV head"),
+                ("model:attention_naive", ("test_attention_naive_equals_float64_and_sdpa",),
+                 "the masked softmax written out (no F.scaled_dot_product_attention)"),
+                ("model:KVCache.update", ("test_kv_cache_update_stores_and_returns_the_prefix",),
+                 "store this step's keys/values, return the prefix"),
+                ("model:Attention.forward", ("test_attention_equals_float64_and_hf",
+                                             "test_attention_with_kv_cache_equals_full"),
+                 "projections, RoPE, cache, GQA, mask, both attention paths"),
+                ("Transformer (end to end)", ("test_transformer_equals_hf_llama_and_caches",),
+                 "everything together: HF's LlamaForCausalLM on the same weights, cached decoding"),
+            ]),
+            chapters=("chapters/04_transformer.ipynb",),
+        ),
+        Assignment(
+            "training", "Training: DeepSeek's multi-step learning-rate schedule, AdamW's decay groups, bits per byte "
+            "(chapter 4)",
+            parts=tuple(Part(name, tuple(f"tests/test_training_graded.py::{t}" for t in tests), hint)
+                        for name, tests, hint in [
+                ("train:lr_at", ("test_lr_at_deepseek_numbers", "test_lr_at_every_step", "test_lr_at_other_decay_points"),
+                 "linear warm-up, then x0.316 at 80% and 90% of the steps"),
+                ("train:param_groups", ("test_param_groups_split_matrices_from_gains",
+                                        "test_param_groups_leave_frozen_parameters_out",
+                                        "test_param_groups_in_adamw_decay_only_matrices"),
+                 "weight decay on matrices, not on norm gains"),
+                ("data:bits_per_byte", ("test_bits_per_byte_by_hand", "test_bits_per_byte_of_a_uniform_guess_is_8"),
+                 "nats per token -> bits per byte of source"),
+            ]),
+            chapters=("chapters/04_transformer.ipynb",),
+        ),
+        Assignment(
+            "sampling", "Sampling: greedy, temperature, top-k and top-p (nucleus) filters (chapter 4, section 5)",
+            parts=tuple(Part(name, tuple(f"tests/test_sampling_graded.py::{t}" for t in tests), hint)
+                        for name, tests, hint in [
+                ("generate:top_k_filter", ("test_top_k_filter_by_hand", "test_top_k_filter_equals_float64_and_hf"),
+                 "keep the k largest logits (ties at the k-th stay)"),
+                ("generate:top_p_filter", ("test_top_p_filter_by_hand", "test_top_p_filter_exact_reach_and_ties",
+                                           "test_top_p_filter_equals_float64_and_hf"),
+                 "keep the smallest set whose probability reaches p"),
+                ("generate:sample_next", ("test_sample_next_temperature_0_is_greedy",
+                                          "test_sample_next_frequencies_match_float64",
+                                          "test_sample_next_applies_temperature_before_top_p",
+                                          "test_sample_next_is_repeatable_with_a_seed"),
+                 "greedy at temperature 0; else temperature, top-k, top-p, then draw"),
+            ]),
+            chapters=("chapters/04_transformer.ipynb",),
+        ),
     ]
 }
 

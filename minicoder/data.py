@@ -118,9 +118,17 @@ def split_files(rels: list[str], val_fraction: float) -> dict[str, list[str]]:
 def bits_per_byte(loss_nats: float, n_tokens: int, n_bytes: int) -> float:
     """Mean loss in nats per token -> bits per byte of source: L * N / (ln 2 * B).
 
-    Example: 4 tokens covering 8 bytes at ln 2 nats (1 bit) per token -> 4 bits / 8 bytes = 0.5.
+    L nats per token over N tokens is L * N nats in all, L * N / ln 2 bits; spread over the B bytes
+    of source those tokens encode. Comparable across tokenizers, unlike the loss per token.
+
+    >>> bits_per_byte(math.log(2), n_tokens=4, n_bytes=8)  # 1 bit per token, 2 bytes per token
+    0.5
+    >>> round(bits_per_byte(1.0, n_tokens=1000, n_bytes=3500), 4)
+    0.4122
     """
+    # BEGIN ASSIGNMENT training
     return loss_nats * n_tokens / (math.log(2) * n_bytes)
+    # END ASSIGNMENT
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
