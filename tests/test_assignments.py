@@ -161,11 +161,11 @@ def test_stubs_fail_every_graded_test_cleanly(tmp_path, name):
     assert result["score"] == 0 and result["returncode"] != 0
 
 
-def grade_inside(folder: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Grade as a student does, inside the folder with its own grader (what `make grade` runs)."""
+def grade_inside(folder: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    """Grade assignment `name` as a student does, inside the folder with its own grader (`make grade`)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MINICODER_STUDENT", "MINICODER_REPORT", "PYTHONPATH")}
     env["PYTHONPATH"] = str(folder)
-    return subprocess.run([sys.executable, "-m", "minicoder.assignments", "grade", "tokenizer", "--student", ".",
+    return subprocess.run([sys.executable, "-m", "minicoder.assignments", "grade", name, "--student", ".",
                            "--quick", *extra], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -179,7 +179,7 @@ def table_statuses(table: str) -> dict[str, str]:
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_scores_full_marks_through_the_package(tmp_path, name):
     make_student_copy(name, tmp_path, stub=False)
-    proc = grade_inside(tmp_path)
+    proc = grade_inside(tmp_path, name)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     statuses = table_statuses(proc.stdout)
     assert len(statuses) == len(ASSIGNMENTS[name].parts) and set(statuses.values()) == {"passed"}, proc.stdout
@@ -212,7 +212,7 @@ def test_walk_through_one_right_one_wrong(tmp_path):
     fill_in(folder, "get_pair_counts", reference_body("get_pair_counts"))
     fill_in(folder, "merge", "return list(ids)  # forgot to merge")
     # Graded inside the folder by its own grader: an installed (reference) minicoder must not shadow it.
-    proc = grade_inside(folder)
+    proc = grade_inside(folder, "tokenizer")
     assert proc.returncode == 1, proc.stderr
     statuses = table_statuses(proc.stdout)
     expected = {p.short: "not implemented" for p in ASSIGNMENTS["tokenizer"].parts}
