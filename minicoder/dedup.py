@@ -331,14 +331,7 @@ def _check_ngram_size(ngram_size: int) -> None:
 # Command line: minicoder dedup
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser("dedup", help="list clusters of near-duplicate files in a directory")
-    p.add_argument("root", help="directory of source files, read recursively")
-    p.add_argument("--ext", default=".py", help="file extension to compare (default: .py)")
-    p.add_argument("--threshold", type=float, default=0.7, help="Jaccard similarity of 5-gram sets (default: 0.7)")
-    p.add_argument("--method", choices=METHODS, default="lsh", help="lsh (fast, default) or naive (all pairs, exact)")
-    p.add_argument("--quiet", action="store_true", help="print only the summary line")
-    p.set_defaults(func=_cli_dedup)
+# The parser is in minicoder/cli.py, which loads this module only when the command runs.
 
 
 def _cli_dedup(args) -> int:

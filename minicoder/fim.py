@@ -74,30 +74,47 @@ def _randint(rng, high: int) -> int:
 def split_fim(text: str, rng, rate: float = 0.5) -> tuple[str, str, str] | None:
     """Draw whether to transform `text` and where to cut it: (prefix, middle, suffix), or None.
 
-    Draws, in this order: one float u (transform when u < rate), then, only when transforming, two cut
-    points in [0, len(text)] (characters), sorted. Any of the three parts may be empty. A text that
-    contains a FIM token string is never transformed (None), but u is drawn all the same.
+    Draws, in this order: one float u = `_uniform(rng)` (transform when u < rate), then, only when
+    transforming, two cut points `_randint(rng, len(text))` in [0, len(text)] (characters, both ends
+    included), sorted: lo <= hi, and the parts are text[:lo], text[lo:hi], text[hi:]. Any of the three
+    may be empty. A text that contains a FIM token string (FIM_TOKENS) is never transformed (None), but
+    u is drawn all the same, so the draws for the documents after it do not shift.
+
+    >>> rng = random.Random(0)  # draws u = 0.844..., then the cuts 6 and 3
+    >>> split_fim("abcdef", rng, rate=0.9)
+    ('abc', 'def', '')
+    >>> split_fim("abcdef", random.Random(0), rate=0.5) is None  # 0.844... >= 0.5: left whole
+    True
     """
     _check_rng(rng)
     _check_rate_mode(rate, "psm")
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
+    # BEGIN ASSIGNMENT fim
     if not _uniform(rng) < rate or any(t in text for t in FIM_TOKENS):
         return None
     lo, hi = sorted((_randint(rng, len(text)), _randint(rng, len(text))))
     return text[:lo], text[lo:hi], text[hi:]
+    # END ASSIGNMENT
 
 
 def format_fim(prefix: str, middle: str, suffix: str, mode: str = "psm") -> str:
     """Lay out one FIM training sample in DeepSeek-Coder's format (no EOS; see the module docstring).
 
-    format_fim("a", "b", "c") -> "<｜fim▁begin｜>a<｜fim▁hole｜>c<｜fim▁end｜>b"
-    format_fim("a", "b", "c", "spm") -> "<｜fim▁begin｜><｜fim▁hole｜>c<｜fim▁end｜>ab"
+    PSM: FIM_BEGIN prefix FIM_HOLE suffix FIM_END middle
+    SPM: FIM_BEGIN FIM_HOLE suffix FIM_END prefix middle
+
+    >>> format_fim("a", "b", "c")
+    '<｜fim▁begin｜>a<｜fim▁hole｜>c<｜fim▁end｜>b'
+    >>> format_fim("a", "b", "c", "spm")
+    '<｜fim▁begin｜><｜fim▁hole｜>c<｜fim▁end｜>ab'
     """
     _check_rate_mode(0.5, mode)
+    # BEGIN ASSIGNMENT fim
     if mode == "psm":
         return f"{FIM_BEGIN}{prefix}{FIM_HOLE}{suffix}{FIM_END}{middle}"
     return f"{FIM_BEGIN}{FIM_HOLE}{suffix}{FIM_END}{prefix}{middle}"
+    # END ASSIGNMENT
 
 
 def apply_fim(text: str, rng, rate: float = 0.5, mode: str = "psm") -> str:
@@ -158,17 +175,33 @@ def encode_fim(tok, text: str, rng, rate: float = 0.5, mode: str = "psm", eos: b
     return ids
 
 
-def _fim_ids(tok, prefix: str, middle: str, suffix: str, mode: str) -> list[int]:
-    """The ids of one FIM segment, each part encoded on its own with no specials allowed."""
+def fim_ids(tok, prefix: str, middle: str, suffix: str, mode: str = "psm") -> list[int]:
+    """`format_fim` in ids: the token ids of one FIM segment (no EOS).
+
+    Each part is encoded on its own with `tok.encode` (no specials allowed, so a FIM string inside a
+    part stays text), and `tok.fim_begin_id`, `tok.fim_hole_id`, `tok.fim_end_id` go between them in
+    `format_fim`'s order. In SPM, prefix and middle stay two encodings: no BPE token crosses the seam.
+
+    >>> class Bytes:  # a stand-in tokenizer: one id per byte; the FIM ids are 1, 2, 3
+    ...     fim_begin_id, fim_hole_id, fim_end_id = 1, 2, 3
+    ...     def encode(self, text): return list(text.encode())
+    >>> fim_ids(Bytes(), "a", "b", "c")
+    [1, 97, 2, 99, 3, 98]
+    >>> fim_ids(Bytes(), "a", "b", "c", "spm")
+    [1, 2, 99, 3, 97, 98]
+    """
+    _check_rate_mode(0.5, mode)
+    # BEGIN ASSIGNMENT fim
     p, m, s = tok.encode(prefix), tok.encode(middle), tok.encode(suffix)
     if mode == "psm":
         return [tok.fim_begin_id, *p, tok.fim_hole_id, *s, tok.fim_end_id, *m]
     return [tok.fim_begin_id, tok.fim_hole_id, *s, tok.fim_end_id, *p, *m]
+    # END ASSIGNMENT
 
 
 def encode_fim_files(tok, text: str, spans: list[tuple[int, int, int]], rng, rate: float = 0.5,
                      mode: str = "psm", eos: bool = True) -> tuple[list[int], list[bool]]:
-    """File-level FIM inside one multi-file sample: each file independently becomes a FIM segment
+    r"""File-level FIM inside one multi-file sample: each file independently becomes a FIM segment
     with probability `rate`; the rest of the sample stays plain text. Returns (ids, FIM'd per file).
 
     spans: one (head_start, body_start, body_end) per file, in order and not overlapping:
@@ -183,22 +216,41 @@ def encode_fim_files(tok, text: str, spans: list[tuple[int, int, int]], rng, rat
 
     encode_fim(tok, text, rng) is the one-span case [(0, 0, len(text))]. Plain runs between FIM
     segments are encoded whole, so a sample with no FIM'd file encodes exactly as `tok.encode(text)`.
+    In full: walk the spans in order, calling `split_fim(body, rng, rate)` once per file; a file it
+    cuts adds `tok.encode(the plain text since the last FIM segment, up to head_start)` and then
+    `fim_ids(tok, header + prefix, middle, suffix, mode)`; at the end, the remaining plain text and EOS.
+
+    >>> class Bytes:  # a stand-in tokenizer: one id per byte; EOS 0, FIM ids 1, 2, 3
+    ...     eos_id, fim_begin_id, fim_hole_id, fim_end_id = 0, 1, 2, 3
+    ...     def encode(self, text): return list(text.encode())
+    >>> show = lambda ids: "".join({0: "<EOS>", 1: "<B>", 2: "<H>", 3: "<E>"}.get(i, chr(i)) for i in ids)
+    >>> text = "# a.py\nx = 1\n\n# b.py\ny = 2\n"  # two files: headers at 0 and 14, bodies 7:13, 21:27
+    >>> ids, fimmed = encode_fim_files(Bytes(), text, [(0, 7, 13), (14, 21, 27)], random.Random(7), rate=0.5)
+    >>> fimmed  # a.py drew u = 0.32... < 0.5 and cuts 1, 3 of 'x = 1\n'; b.py drew u = 0.65...
+    [True, False]
+    >>> show(ids)
+    '<B># a.py\nx<H> 1\n<E> =\n# b.py\ny = 2\n<EOS>'
     """
     _check_rate_mode(rate, mode)
     if None in (tok.fim_begin_id, tok.fim_hole_id, tok.fim_end_id) or (eos and tok.eos_id is None):
         raise ValueError("the tokenizer lacks DeepSeek-Coder's FIM or EOS tokens; train it with the default special tokens")
+    previous_end = 0
+    for span in spans:
+        if not previous_end <= span[0] <= span[1] <= span[2] <= len(text):
+            raise ValueError(f"span {tuple(span)} is out of order or outside the text "
+                             f"(length {len(text)}); give (head_start, body_start, body_end) per file, in order")
+        previous_end = span[2]
+    # BEGIN ASSIGNMENT fim
     ids, plain_from, fimmed = [], 0, []
     for head_start, body_start, body_end in spans:
-        if not plain_from <= head_start <= body_start <= body_end <= len(text):
-            raise ValueError(f"span {(head_start, body_start, body_end)} is out of order or outside the text "
-                             f"(length {len(text)}); give (head_start, body_start, body_end) per file, in order")
         parts = split_fim(text[body_start:body_end], rng, rate)
         fimmed.append(parts is not None)
         if parts is None:
             continue
         prefix, middle, suffix = parts
         ids += tok.encode(text[plain_from:head_start])
-        ids += _fim_ids(tok, text[head_start:body_start] + prefix, middle, suffix, mode)
+        ids += fim_ids(tok, text[head_start:body_start] + prefix, middle, suffix, mode)
         plain_from = body_end
     ids += tok.encode(text[plain_from:])
     return (ids + [tok.eos_id] if eos else ids), fimmed
+    # END ASSIGNMENT

@@ -24,14 +24,18 @@ convention, read from the model (`prompt_bos`: `model.trained_with_bos`, which `
 True and `load_checkpoint` to False), and the CLI applies the same rule; `--bos/--no-bos` or
 `bos=True/False` override it.
 
-CLI:
+CLI (`minicoder.cli` defines the flags): the prompt is echoed (for complete: prefix, the new middle,
+suffix; `--no-echo` prints only the new text), new text is printed as each token comes (`stream_ids`,
+`TextStream`, which holds back a UTF-8 character cut across tokens), and a line on stderr says why
+it stopped: an end-of-text token, --max-new-tokens, or the end of the model's context.
     minicoder generate --checkpoint runs/tiny --prompt "def fib(n):"
     minicoder complete --hf deepseek-coder-1.3b-base --prefix "def f(x):\\n    " --suffix "\\n    return y"
 
 Left out: batched decoding with padding, beam search, repetition penalties, speculative decoding.
 """
 
-import argparse
+import codecs
+import math
 import sys
 import time
 from pathlib import Path
@@ -80,8 +84,8 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 def _check_sampling(max_new_tokens, temperature, top_k, top_p):
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if not (math.isfinite(temperature) and temperature >= 0):  # inf would sample uniformly, nan gives garbage
+        raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 (or None for no top-k), got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -89,14 +93,16 @@ def _check_sampling(max_new_tokens, temperature, top_k, top_p):
 
 
 @torch.no_grad()
-def generate_ids(model: Transformer, idx, max_new_tokens: int = 128, temperature: float = 0.0,
-                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 stop_ids=None) -> list[int]:
-    """Continue the prompt `idx` (a list of ids or a 1-D tensor); return the new ids.
+def stream_ids(model: Transformer, idx, max_new_tokens: int = 128, temperature: float = 0.0,
+               top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+               stop_ids=None, vocab_size: int | None = None):
+    """Yield the new ids one at a time as they are chosen; the generator returns why it stopped.
 
-    Generation ends after max_new_tokens, when the context (config.max_seq_len) is full, or at
-    the first id in stop_ids, which is included as the last element of the result. temperature 0
-    is greedy; seed makes sampling repeatable (None draws a fresh seed).
+    The same ids as `generate_ids`. Its return value (StopIteration.value, or what `yield from`
+    gives) is "stop" (the last id yielded was a stop id), "length" (max_new_tokens yielded) or
+    "context" (the model's context, config.max_seq_len, is full). vocab_size, if given, samples
+    only ids below it: a tokenizer may have fewer ids than the model's embedding (DeepSeek-Coder
+    pads its 32,022 to 32,256), and an id it cannot decode must not come out.
     """
     _check_sampling(max_new_tokens, temperature, top_k, top_p)
     prompt = [int(i) for i in idx]
@@ -107,7 +113,7 @@ def generate_ids(model: Transformer, idx, max_new_tokens: int = 128, temperature
         raise ValueError(f"prompt is {n} tokens but the model's context is {context}; "
                          f"shorten it or use a model with a longer max_seq_len")
     if max_new_tokens == 0:
-        return []
+        return "length"
     device = next(model.parameters()).device
     generator = torch.Generator(device=device)
     if seed is None:
@@ -118,14 +124,54 @@ def generate_ids(model: Transformer, idx, max_new_tokens: int = 128, temperature
     cache = KVCache(model.config, batch_size=1, max_seq_len=min(context, n + max_new_tokens), device=device,
                     dtype=next(model.parameters()).dtype)
     logits = model(torch.tensor([prompt], device=device), cache, 0)[:, -1]  # prefill: (1, V)
-    pos, out = n, []
+    pos, count = n, 0
     while True:
+        if vocab_size is not None:
+            logits = logits[:, :vocab_size]  # (1, vocab_size)
         next_id = int(sample_next(logits, temperature, top_k, top_p, generator))
-        out.append(next_id)
-        if next_id in stop or len(out) == max_new_tokens or pos == cache.max_seq_len:
-            return out
+        count += 1
+        yield next_id
+        if next_id in stop:
+            return "stop"
+        if count == max_new_tokens:
+            return "length"
+        if pos == cache.max_seq_len:  # the cache is full: no room to feed next_id back
+            return "context"
         logits = model(torch.tensor([[next_id]], device=device), cache, pos)[:, -1]  # (1, V)
         pos += 1
+
+
+def generate_ids(model: Transformer, idx, max_new_tokens: int = 128, temperature: float = 0.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 stop_ids=None, vocab_size: int | None = None) -> list[int]:
+    """Continue the prompt `idx` (a list of ids or a 1-D tensor); return the new ids.
+
+    Generation ends after max_new_tokens, when the context (config.max_seq_len) is full, or at
+    the first id in stop_ids, which is included as the last element of the result. temperature 0
+    is greedy; seed makes sampling repeatable (None draws a fresh seed). `stream_ids` yields the
+    same ids one by one and says which of the three ended them.
+    """
+    return list(stream_ids(model, idx, max_new_tokens, temperature, top_k, top_p, seed, stop_ids, vocab_size))
+
+
+class TextStream:
+    """Decode ids to text one token at a time, holding back a UTF-8 character cut across tokens.
+
+    Byte-level BPE can split one character over two tokens ("é" = b"\\xc3" + b"\\xa9"), so
+    decoding each token alone would print two U+FFFD. `push(id)` returns the text that is complete
+    so far; `finish()` the rest (a character cut off for good becomes U+FFFD, as `decode` does).
+    The pieces joined equal tokenizer.decode(ids).
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token_id: int) -> str:
+        return self.decoder.decode(self.tokenizer.decode_bytes([token_id]))
+
+    def finish(self) -> str:
+        return self.decoder.decode(b"", final=True)
 
 
 def encode_prompt(tokenizer, prompt: str, bos: bool = True) -> list[int]:
@@ -177,7 +223,7 @@ def generate(model: Transformer, tokenizer, prompt: str, max_new_tokens: int = 1
     stop = default_stop_ids(tokenizer) if stop_ids is None else list(stop_ids)
     bos = prompt_bos(model) if bos is None else bos
     new = generate_ids(model, encode_prompt(tokenizer, prompt, bos), max_new_tokens, temperature, top_k, top_p,
-                       seed, stop)
+                       seed, stop, tokenizer.vocab_size)
     return decode_completion(tokenizer, new, stop)
 
 
@@ -188,76 +234,109 @@ def complete(model: Transformer, tokenizer, prefix: str, suffix: str, max_new_to
     stop = default_stop_ids(tokenizer) if stop_ids is None else list(stop_ids)
     bos = prompt_bos(model) if bos is None else bos
     new = generate_ids(model, encode_fim_prompt(tokenizer, prefix, suffix, bos), max_new_tokens, temperature,
-                       top_k, top_p, seed, stop)
+                       top_k, top_p, seed, stop, tokenizer.vocab_size)
     return decode_completion(tokenizer, new, stop)
 
 
 # ---------------------------------------------------------------------------- CLI
 
-def register_cli(sub) -> None:
-    for name, help_text in (("generate", "continue a prompt with a trained or HF model"),
-                            ("complete", "fill in the middle between a prefix and a suffix")):
-        p = sub.add_parser(name, help=help_text)
-        src = p.add_mutually_exclusive_group(required=True)
-        src.add_argument("--checkpoint", help="a `minicoder train` run or checkpoint directory (e.g. runs/tiny)")
-        src.add_argument("--hf", help="a Hugging Face LlamaForCausalLM directory (e.g. deepseek-coder-1.3b-base)")
-        if name == "generate":
-            p.add_argument("--prompt", required=True, help="the text to continue")
-        else:
-            p.add_argument("--prefix", required=True, help="the code before the hole")
-            p.add_argument("--suffix", required=True, help="the code after the hole")
-        p.add_argument("--tokenizer", help="tokenizer.json to use instead of the one in the model directory")
-        p.add_argument("--max-new-tokens", type=int, default=128, help="most tokens to generate (default 128)")
-        p.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default); higher is more random")
-        p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
-        p.add_argument("--top-p", type=float, default=None, help="sample only among the most likely tokens "
-                       "whose probability mass reaches p (nucleus sampling)")
-        p.add_argument("--seed", type=int, default=None, help="seed for sampling, for repeatable output")
-        p.add_argument("--bos", action=argparse.BooleanOptionalAction, default=None,
-                       help="prepend BOS (default: as the model's training data did: yes for --hf, "
-                            "no for --checkpoint, whose documents are separated by EOS only)")
-        p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
-        p.set_defaults(func=_cli_run)
+# The parser is in minicoder/cli.py, which loads this module only when the command runs.
 
 
-def _load_for_cli(args) -> tuple[Transformer, object]:
+def resolve_device(name: str | None) -> torch.device:
+    """The device `--device` names, checked against this torch build; None: cuda if it sees a GPU, else cpu."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"--device {name}: not a device minicoder runs on; use cpu, cuda, cuda:N or mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch build sees no CUDA GPU; use --device cpu (or leave it out)")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}; pick one of those")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: this torch build has no Apple MPS backend; use --device cpu "
+                         "(or leave it out)")
+    return torch.device(name)
+
+
+def _check_cli_args(args) -> None:
+    """The sampling flags, checked before any model is loaded; each error names its flag."""
+    if args.max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens must be 0 or more, got {args.max_new_tokens}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ValueError(f"--temperature {args.temperature}: must be a finite number >= 0 (0 is greedy; "
+                         "1 samples the model's own distribution)")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be 1 or more, got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+
+
+def _load_for_cli(args, device: torch.device) -> tuple[Transformer, object]:
     from minicoder.tokenizer import Tokenizer
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.checkpoint:
         from minicoder.train import load_checkpoint
 
-        model, tokenizer, *_ = load_checkpoint(args.checkpoint, device=device)
-    else:
-        from minicoder.hf import from_hf
+        # Refuses a --tokenizer other than the one the model was trained with.
+        model, tokenizer, *_ = load_checkpoint(args.checkpoint, device=device, tokenizer=args.tokenizer)
+        return model, tokenizer
+    from minicoder.hf import from_hf
 
-        model = from_hf(args.hf, dtype=None if device != "cpu" else torch.float32, device=device)
-        tokenizer = None
-        if not args.tokenizer:
-            path = Path(args.hf) / "tokenizer.json"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found; pass --tokenizer path/to/tokenizer.json")
-            tokenizer = Tokenizer.from_file(path)
-    if args.tokenizer:
-        tokenizer = Tokenizer.from_file(args.tokenizer)
+    model = from_hf(args.hf, dtype=None if device.type != "cpu" else torch.float32, device=device)
+    path = Path(args.tokenizer) if args.tokenizer else Path(args.hf) / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; pass --tokenizer path/to/tokenizer.json" if not args.tokenizer
+                                else f"--tokenizer {path} not found; check the path")
+    tokenizer = Tokenizer.from_file(path)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model only {model.config.vocab_size}; "
-                         f"use the tokenizer the model was trained with")
+                         f"use the tokenizer the model was trained with (--tokenizer)")
     return model, tokenizer
 
 
 def _cli_run(args) -> int:
-    model, tokenizer = _load_for_cli(args)
+    """`minicoder generate` / `complete`: echo the prompt, stream the new text, say why it stopped."""
+    _check_cli_args(args)
+    device = resolve_device(args.device)
+    model, tokenizer = _load_for_cli(args, device)
     bos = args.bos if args.bos is not None else prompt_bos(model)
     if args.command == "generate":
-        ids = encode_prompt(tokenizer, args.prompt, bos)
+        ids, before, after, what = encode_prompt(tokenizer, args.prompt, bos), args.prompt, "", "--prompt"
     else:
         ids = encode_fim_prompt(tokenizer, args.prefix, args.suffix, bos)
-    stop = default_stop_ids(tokenizer)
-    start = time.perf_counter()
-    new = generate_ids(model, ids, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed, stop)
+        before, after, what = args.prefix, args.suffix, "--prefix and --suffix"
+    context = model.config.max_seq_len
+    if len(ids) > context:
+        raise ValueError(f"{what} make{'s' if what == '--prompt' else ''} {len(ids)} tokens but the model's "
+                         f"context is {context}; shorten {what}")
+    stop = set(default_stop_ids(tokenizer))
+    out = sys.stdout
+    if args.echo:
+        out.write(before)
+        out.flush()
+    text = TextStream(tokenizer)
+    stream = stream_ids(model, ids, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+                        stop, tokenizer.vocab_size)
+    start, new = time.perf_counter(), 0
+    while True:
+        try:
+            token = next(stream)
+        except StopIteration as end:
+            reason = end.value
+            break
+        new += 1
+        if token not in stop:
+            out.write(text.push(token))
+            out.flush()
     seconds = time.perf_counter() - start
-    print(decode_completion(tokenizer, new, stop))
-    print(f"[{len(ids)} prompt + {len(new)} new tokens in {seconds:.2f} s, "
-          f"{len(new) / max(seconds, 1e-9):.1f} new tokens/s]", file=sys.stderr)
+    out.write(text.finish() + (after if args.echo else "") + "\n")
+    out.flush()
+    why = {"stop": "at the end-of-text token", "length": f"after --max-new-tokens {args.max_new_tokens}",
+           "context": f"at the end of the model's context of {context} tokens, not at an end of text: the text "
+                      f"is cut there (a shorter {what} leaves more room)"}[reason]
+    print(f"[{len(ids)} prompt + {new} new tokens in {seconds:.2f} s, {new / max(seconds, 1e-9):.1f} new tokens/s; "
+          f"stopped {why}]", file=sys.stderr)
     return 0

@@ -19,10 +19,14 @@ tie_word_embeddings -> tie_embeddings.
 tokenizer_config.json beside the weights with `"add_bos_token": false`, as `to_hf` writes for a
 minicoder-trained model, says otherwise), which `generate` follows when its `bos` is None.
 
+Command line: `minicoder export --hf DIR --checkpoint RUN` writes a trained run this way, with its tokenizer.
+
 Left out: other architectures (Mistral sliding windows, biases, YaRN), quantised checkpoints,
-writing sharded checkpoints, generation_config.json, and tokenizer_config.json beyond add_bos_token.
+writing sharded checkpoints, generation_config.json, and tokenizer_config.json beyond add_bos_token
+and the BOS/EOS names.
 """
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -201,33 +205,80 @@ def from_hf(directory: str | os.PathLike, attn_impl: str = "sdpa", dtype: torch.
     return model.to(device=device, dtype=dtype).eval()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def to_hf(model: Transformer, directory: str | os.PathLike, tokenizer=None) -> Path:
     """Write `model` as an HF LlamaForCausalLM directory: config.json + model.safetensors.
 
     Each file is written under a temporary name and renamed into place, so a crash never leaves a
     half-written file; config.json goes last, so its presence means the weights are complete.
+    Files get the modes the user's umask gives (safetensors alone would make the weights private).
     With a minicoder `tokenizer`, also writes tokenizer.json, its BOS/EOS ids into config.json, and a
-    tokenizer_config.json whose `add_bos_token` records the model's BOS convention (`prompt_bos`).
+    tokenizer_config.json whose `add_bos_token` records the model's BOS convention (`prompt_bos`);
+    tokenizer.json's post-processor follows the same convention, so `AutoTokenizer` prepends BOS
+    exactly when the model was trained with it.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    mask = _umask()
     config = model.config
     state = model.state_dict()
     tensors = {theirs: state[ours].detach().cpu().contiguous() for ours, theirs in name_map(config).items()}
     dtype = state["embed.weight"].dtype
     hf_config = config_to_hf(config, dtype)
+
+    def put(name: str, write) -> None:
+        tmp = directory / f".{name}.tmp"
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, directory / name)
+
     if tokenizer is not None:
+        bos = bool(getattr(model, "trained_with_bos", False))
         hf_config.update(bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id)
-        tmp = directory / ".tokenizer.json.tmp"
-        tokenizer.save(str(tmp))
-        os.replace(tmp, directory / "tokenizer.json")
-        tmp = directory / ".tokenizer_config.json.tmp"
-        tmp.write_text(json.dumps({"add_bos_token": bool(model.trained_with_bos), "add_eos_token": False}) + "\n")
-        os.replace(tmp, directory / "tokenizer_config.json")
-    tmp = directory / ".model.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, directory / "model.safetensors")
-    tmp = directory / ".config.json.tmp"
-    tmp.write_text(json.dumps(hf_config, indent=2) + "\n")
-    os.replace(tmp, directory / "config.json")
+        hf_tokenizer = copy.copy(tokenizer)
+        hf_tokenizer.add_bos_post_processor = bos
+        put("tokenizer.json", lambda p: hf_tokenizer.save(str(p)))
+        names = {i: name for name, i in tokenizer.special_tokens.items()}
+        tok_config = {"add_bos_token": bos, "add_eos_token": False,
+                      **{f"{k}_token": names[i] for k, i in (("bos", tokenizer.bos_id), ("eos", tokenizer.eos_id))
+                         if i in names}}
+        put("tokenizer_config.json", lambda p: p.write_text(json.dumps(tok_config) + "\n"))
+    put("model.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    put("config.json", lambda p: p.write_text(json.dumps(hf_config, indent=2) + "\n"))
     return directory
+
+
+def _cli_export(args) -> int:
+    """`minicoder export --hf DIR --checkpoint RUN`: a checkpoint as a transformers-loadable directory.
+
+    DIR must not exist or be empty (export never overwrites); it is written beside itself under a
+    temporary name and renamed into place when complete.
+    """
+    import shutil
+    import tempfile
+
+    from minicoder.train import load_checkpoint
+    from minicoder.train_config import check_out_dir
+
+    out = check_out_dir(args.hf, "--hf")
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--hf {out} already exists and is not empty; name a new directory (export never overwrites)")
+    model, tokenizer, _, _, state, ckpt = load_checkpoint(args.checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        to_hf(model, tmp, tokenizer)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        if out.is_dir():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{ckpt} (step {state.get('step')}) -> {out}: config.json, model.safetensors, tokenizer.json, "
+          f"tokenizer_config.json; transformers.AutoModelForCausalLM.from_pretrained({str(out)!r}) loads it")
+    return 0

@@ -63,7 +63,9 @@ import json
 import os
 import random
 import shutil
+import signal
 import stat
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from multiprocessing import Pool
@@ -361,13 +363,37 @@ def _repository_duplicates(samples: list[tuple], threshold: float) -> dict[str, 
     return {names[i]: names[c[0]] for c in clusters for i in c[1:]}
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches every process of the terminal's group; only the parent handles it (it stops
+    # the pool), so the workers do not each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _map(fn, jobs: list, workers: int):
     """Results of fn over jobs, in order: in a Pool of `workers` processes, or here when 1."""
     if workers <= 1 or len(jobs) <= 1:
         yield from map(fn, jobs)
         return
-    with Pool(min(workers, len(jobs))) as pool:
-        yield from pool.imap(fn, jobs)
+    with Pool(min(workers, len(jobs)), initializer=_ignore_sigint) as pool:  # leaving it terminates the workers
+        try:
+            yield from pool.imap(fn, jobs)
+        except KeyboardInterrupt:
+            _stop_feeding(pool)
+            raise
+
+
+def _stop_feeding(pool) -> None:
+    """Let the pool's task thread end before `Pool.terminate` (on leaving the `with`) waits for it.
+
+    terminate() can hang for good: its task thread may be blocked writing a job larger than the
+    pipe's buffer (a chunk of samples, the decontamination index), and once the workers are killed
+    nobody reads it. Told to stop (TERMINATE, which it checks before each job), the thread finishes
+    that write (the workers, which ignore Ctrl-C, read it), sends the workers their stop marks and ends.
+    """
+    import multiprocessing.pool
+
+    pool._task_handler._state = multiprocessing.pool.TERMINATE
+    pool._task_handler.join(timeout=60)
 
 
 def prepare(cfg: PrepareConfig) -> dict:
@@ -497,33 +523,7 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 # Command line: minicoder prepare
 
 
-def register_cli(sub) -> None:
-    defaults = PrepareConfig(corpus="", out="", tokenizer="-")
-    p = sub.add_parser("prepare", help="filter, order, deduplicate, decontaminate and tokenize a corpus of repositories",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--corpus", required=True, help="directory with one subdirectory per repository")
-    p.add_argument("--out", required=True, help="output directory for token shards, meta.json and manifest.json")
-    p.add_argument("--tokenizer", default=None,
-                   help="tokenizer.json to encode with (default: the shipped DeepSeek-Coder vocabulary)")
-    p.add_argument("--workers", type=int, default=defaults.workers, help="worker processes (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the FIM draws (default: %(default)s)")
-    p.add_argument("--fim-rate", type=float, default=defaults.fim_rate,
-                   help="share of training files made fill-in-the-middle (PSM), each drawn on its own (default: %(default)s)")
-    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                   help="share of repositories held out for validation (default: %(default)s)")
-    p.add_argument("--dedup-threshold", type=float, default=defaults.dedup_threshold,
-                   help="MinHash Jaccard at which two repositories are near-duplicates (default: %(default)s)")
-    p.add_argument("--no-decontaminate", action="store_true", help="keep files that share a 10-gram or a short benchmark string with HumanEval")
-    p.add_argument("--order", choices=METHODS, default=defaults.order,
-                   help="dependency ordering: cycle-aware (default) or the paper's Algorithm 1 as printed")
-    p.add_argument("--exclude", nargs="*", default=list(defaults.exclude), metavar="NAME",
-                   help="directory names to skip anywhere, besides hidden ones (default: %(default)s)")
-    p.add_argument("--max-file-bytes", type=int, default=defaults.filters.max_bytes,
-                   help="skip files larger than this, without reading them (default: %(default)s)")
-    p.add_argument("--shard-tokens", type=int, default=defaults.shard_tokens,
-                   help="tokens per shard file (default: %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cli_prepare)
+# The parser is in minicoder/cli.py, which loads this module only when the command runs.
 
 
 def _cli_prepare(args) -> int:
@@ -532,7 +532,16 @@ def _cli_prepare(args) -> int:
                         dedup_threshold=args.dedup_threshold, decontaminate=not args.no_decontaminate,
                         order=args.order, exclude=tuple(args.exclude), shard_tokens=args.shard_tokens,
                         filters=FilterConfig(max_bytes=args.max_file_bytes), progress=not args.quiet)
-    m = prepare(cfg)
+    try:
+        m = prepare(cfg)
+    except KeyboardInterrupt:  # the workers ignore Ctrl-C; leaving the Pool stopped them
+        from tqdm import tqdm
+
+        for bar in list(getattr(tqdm, "_instances", ())):  # end the progress line before the message
+            bar.close()
+        print(f"minicoder prepare: interrupted; {cfg.out} is as it was (the output is renamed into place "
+              "only when complete)", file=sys.stderr)
+        return 130
     drops = ", ".join(f"{k} {v}" for k, v in m["drops"].items()) or "none"
     print(f"{m['repositories']} repositories, {m['files_seen']} files, {m['files_kept']} kept (dropped: {drops})")
     print(f"{m['repository_samples']} samples, {m['duplicates_removed']} near-duplicate repositories dropped, "

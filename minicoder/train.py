@@ -27,10 +27,15 @@ bf16 autocast with float32 master weights; on a CPU everything is float32.
 
 One optimizer step takes `grad_accum` micro-batches of `batch_size` windows of `seq_len` tokens.
 Checkpoints are directories `out_dir/ckpt-000300/` holding model.safetensors, optimizer.pt,
-rng.pt, trainer.json (step, tokens, configs, RNG states of Python and numpy), config.json
-(ModelConfig) and tokenizer.json. A checkpoint is written into `ckpt.tmp-XXXX/`, fsynced,
-renamed, and only then does the one-line pointer file `out_dir/latest` switch to it (an atomic
-`os.replace`): a process killed at any moment leaves `latest` naming a complete checkpoint.
+rng.pt, trainer.json (step, tokens, configs, RNG states of Python and numpy, and
+`tokenizer_sha256`, the sha256 of the tokenizer.json beside it), config.json (ModelConfig) and
+tokenizer.json. A checkpoint is written into `ckpt.tmp-XXXX/`, fsynced, renamed, and only then
+does the one-line pointer file `out_dir/latest` switch to it (an atomic `os.replace`): a process
+killed at any moment leaves `latest` naming a complete checkpoint. The `keep_checkpoints` newest
+(`--keep`, default 2) stay, so a damaged one can be skipped for the one before it. Files get the
+modes the user's umask gives. `load_checkpoint` refuses a tokenizer.json whose hash differs from
+the one recorded (a swapped tokenizer would otherwise decode garbage, or fail mid-generation).
+`minicoder info RUN` prints what a checkpoint holds without loading torch (train_config.py).
 Resuming restores the weights, the optimizer, every RNG and the data generator, so N steps
 straight and k steps + resume to N give bitwise-equal losses on a CPU.
 
@@ -73,7 +78,6 @@ graceful Ctrl-C under torchrun (the launcher stops its workers itself; the last 
 is what remains).
 """
 
-import argparse
 import dataclasses
 import json
 import math
@@ -104,165 +108,21 @@ from minicoder.data import (
     tokenizer_fingerprint,
 )
 from minicoder.model import Transformer
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "float32", "bfloat16")
-
-
-@dataclass
-class TrainConfig:
-    """Everything about a training run except the model's shape (that is ModelConfig).
-
-    Attributes:
-        batch_size: windows per micro-batch, per process.
-        seq_len: tokens per window; at most the model's max_seq_len.
-        grad_accum: micro-batches per optimizer step, summed over all processes.
-        max_steps: optimizer steps in the whole run; the schedule's 80%/90% points are shares of it.
-            0 trains nothing: the run evaluates and checkpoints its initial weights.
-        lr: peak learning rate.
-        warmup_steps: linear warm-up from lr / warmup_steps to lr (DeepSeek: 2000).
-        decay_at: shares of the run after which the rate is multiplied by `decay_factor`; () keeps
-            the rate constant after warm-up (the 16K stage).
-        decay_factor: multiplier at each point of `decay_at` (DeepSeek: 0.316 = sqrt(0.1)).
-        beta1, beta2, eps: AdamW moments (DeepSeek: 0.9, 0.95).
-        weight_decay: AdamW decoupled decay on matrices only (DeepSeek: 0.1).
-        grad_clip: clip the global gradient norm to this (DeepSeek: 1.0); 0 turns clipping off.
-        eval_interval: estimate validation loss every this many steps (and at the end).
-        eval_iters: validation micro-batches per periodic estimate (the same random windows every time).
-        eval_full: at the end, also score every validation token once (`evaluate_split`); its cost
-            is one forward pass over the split, reserved within time_limit_s.
-        checkpoint_interval: write a checkpoint every this many steps (and at the end).
-        log_interval: append a metrics line every this many steps.
-        seed: seeds the model's initialization and the data order.
-        device: "auto" (cuda if available, else cpu), "cpu", "cuda" or "mps".
-        dtype: "auto" (bfloat16 autocast on cuda, float32 elsewhere), "float32" or "bfloat16".
-        compile: wrap the model in torch.compile (worth it on a GPU; slow to start on a CPU).
-        time_limit_s: stop cleanly after this many seconds of this process's training, including
-            the final evaluation and checkpoint; None for no limit.
-        init_from: a run or checkpoint directory whose weights start this run (the 16K stage starts
-            from stage 1's); its model may differ in context and RoPE only. The optimizer and the
-            schedule start fresh. Ignored on resume. None: random init (ModelConfig.init_scheme).
-        out_dir: run directory for checkpoints, metrics.jsonl and loss.png.
-    """
-
-    batch_size: int = 8
-    seq_len: int = 256
-    grad_accum: int = 1
-    max_steps: int = 1000
-    lr: float = 1e-3
-    warmup_steps: int = 100
-    decay_at: tuple[float, ...] = (0.8, 0.9)
-    decay_factor: float = 0.316
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_interval: int = 100
-    eval_iters: int = 20
-    checkpoint_interval: int = 500
-    log_interval: int = 10
-    seed: int = 1337
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    time_limit_s: float | None = None
-    eval_full: bool = True
-    init_from: str | None = None
-    out_dir: str = "runs/train"
-
-    def __post_init__(self):
-        self.decay_at = tuple(self.decay_at)
-        for name in ("batch_size", "seq_len", "grad_accum", "max_steps", "eval_interval", "eval_iters",
-                     "checkpoint_interval", "log_interval"):
-            value = getattr(self, name)
-            least = 0 if name == "max_steps" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}; set --{name.replace('_', '-')}")
-        if self.max_steps > 0 and not 0 <= self.warmup_steps < self.max_steps:  # 0 steps: no schedule to check
-            raise ValueError(f"warmup_steps={self.warmup_steps} must be in [0, max_steps={self.max_steps}); "
-                             "lower --warmup-steps or raise --max-steps")
-        if any(not 0 < d < 1 for d in self.decay_at) or list(self.decay_at) != sorted(self.decay_at):
-            raise ValueError(f"decay_at={self.decay_at} must be increasing shares in (0, 1), e.g. (0.8, 0.9)")
-        if self.lr <= 0 or self.decay_factor <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("lr and decay_factor must be positive, weight_decay and grad_clip non-negative")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"betas must be in [0, 1), got ({self.beta1}, {self.beta2}); DeepSeek uses (0.9, 0.95)")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ValueError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)} (or cuda:N)")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
-        if self.time_limit_s is not None and self.time_limit_s <= 0:
-            raise ValueError(f"time_limit_s must be positive or None, got {self.time_limit_s}")
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.seq_len * self.grad_accum
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "TrainConfig":
-        """The named preset with any field replaced: from_preset("tiny", max_steps=10)."""
-        if name not in TRAIN_PRESETS:
-            raise ValueError(f"unknown training preset {name!r}; choose one of: {', '.join(TRAIN_PRESETS)}")
-        return cls(**{**TRAIN_PRESETS[name], **overrides})
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
-
-
-# Fields that say how this process runs, not what the run is: `--resume` may change them.
-RUN_CONTROL = ("time_limit_s", "device", "compile", "eval_full", "init_from", "out_dir")
-
-# DeepSeek-Coder, table 2 and section 3.4: stage 1 sees 1.8T tokens in windows of 4,096; the rate
-# warms up for 2,000 steps. Micro-batch x grad_accum = the paper's batch; set grad_accum to fit your GPUs.
-_STAGE1_TOKENS = 1.8e12
-
-
-def _stage1(size: str, batch_size: int, grad_accum: int, lr: float) -> MappingProxyType:
-    steps = round(_STAGE1_TOKENS / (batch_size * grad_accum * 4096), -3)
-    return MappingProxyType(dict(
-        batch_size=batch_size, seq_len=4096, grad_accum=grad_accum, max_steps=int(steps), lr=lr, warmup_steps=2000,
-        eval_interval=1000, eval_iters=50, checkpoint_interval=1000, log_interval=10, dtype="auto", compile=True,
-        out_dir=f"runs/train-deepseek-coder-{size}",
-    ))
-
-
-def _long_context(size: str, stage1_lr: float) -> MappingProxyType:
-    # Section 3.6: 1,000 more steps of 512 windows of 16K with "the learning rate maintained as in the
-    # final pre-training stage", i.e. stage 1's last rate, 0.316^2 of its peak; no warm-up, no decay.
-    return MappingProxyType(dict(
-        batch_size=1, seq_len=16384, grad_accum=512, max_steps=1000, lr=stage1_lr * 0.316**2, warmup_steps=0,
-        decay_at=(), eval_interval=100, eval_iters=16, checkpoint_interval=100, log_interval=10, dtype="auto",
-        compile=True, init_from=f"runs/train-deepseek-coder-{size}", out_dir=f"runs/train-deepseek-coder-{size}-long",
-    ))
-
-
-TRAIN_PRESETS = MappingProxyType({
-    # `make train-tiny`: the tiny ModelConfig (~5M parameters), 2048 tokens a step, 1.2M tokens in all.
-    # A 2-core CPU does a step in 0.75-3 s (idle to busy); the time limit stops a slow one early.
-    # A few hundred steps is too short for DeepSeek's 2000-step warm-up.
-    "tiny": MappingProxyType(dict(
-        batch_size=8, seq_len=256, max_steps=600, lr=2e-3, warmup_steps=40,
-        eval_interval=100, eval_iters=8, checkpoint_interval=100, log_interval=10, out_dir="runs/tiny",
-    )),
-    # Stage 1: 1,024 / 2,304 / 3,840 windows a step (table 2), peak lr 5.3e-4 / 4.2e-4 / 3.5e-4.
-    "deepseek-coder-1.3b": _stage1("1.3b", batch_size=8, grad_accum=128, lr=5.3e-4),
-    "deepseek-coder-6.7b": _stage1("6.7b", batch_size=4, grad_accum=576, lr=4.2e-4),
-    "deepseek-coder-33b": _stage1("33b", batch_size=2, grad_accum=1920, lr=3.5e-4),
-    # The 16K stage, from stage 1's weights.
-    "deepseek-coder-1.3b-long": _long_context("1.3b", 5.3e-4),
-    "deepseek-coder-6.7b-long": _long_context("6.7b", 4.2e-4),
-    "deepseek-coder-33b-long": _long_context("33b", 3.5e-4),
-})
-
-# The ModelConfig preset each training preset trains; `--model` must agree (or be left out).
-TRAIN_PRESET_MODELS = MappingProxyType({
-    "tiny": "tiny",
-    **{f"deepseek-coder-{size}": f"deepseek-coder-{size}-stage1" for size in ("1.3b", "6.7b", "33b")},
-    **{f"deepseek-coder-{size}-long": f"deepseek-coder-{size}" for size in ("1.3b", "6.7b", "33b")},
-})
+from minicoder.train_config import (  # noqa: F401  (re-exported: `from minicoder.train import TrainConfig`)
+    DEVICES,
+    DTYPES,
+    RUN_CONTROL,
+    TRAIN_PRESET_MODELS,
+    TRAIN_PRESETS,
+    TrainConfig,
+    _ckpt_key,
+    check_out_dir,
+    earlier_checkpoint_advice,
+    file_sha256,
+    find_checkpoint,
+    flag,
+    list_checkpoints,
+)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -320,7 +180,12 @@ def resolve_device(cfg: TrainConfig, dist: DistInfo) -> tuple[torch.device, torc
     if name == "cuda" and dist.world_size > 1:
         name = f"cuda:{dist.local_rank}"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but torch sees no GPU; use --device cpu (or auto)")
+        raise ValueError(f"--device {cfg.device}: this torch build sees no CUDA GPU; use --device cpu (or auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: this torch build has no Apple MPS backend; use --device cpu (or auto)")
+    if name.startswith("cuda:") and int(name[5:] or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s); pick cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}")
     device = torch.device(name)
     if cfg.dtype == "auto":
         dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
@@ -348,7 +213,8 @@ class Checkpoint(NamedTuple):
     path: Path
 
 
-CHECKPOINT_FILES = ("model.safetensors", "optimizer.pt", "rng.pt", "trainer.json", "config.json", "tokenizer.json")
+# tokenizer.json first: trainer.json records the sha256 of the bytes written.
+CHECKPOINT_FILES = ("tokenizer.json", "model.safetensors", "optimizer.pt", "rng.pt", "trainer.json", "config.json")
 
 
 def _fsync(path: Path) -> None:
@@ -363,47 +229,47 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1))
 
 
-def find_checkpoint(path: str | Path) -> Path | None:
-    """The checkpoint directory `path` names: itself, or the one its `latest` file points to."""
-    path = Path(path)
-    if (path / "model.safetensors").is_file():
-        return path
-    latest = path / "latest"
-    if latest.is_file():
-        target = path / latest.read_text().strip()
-        if (target / "model.safetensors").is_file():
-            return target
-        raise FileNotFoundError(f"{latest} names {target.name}, which is missing or incomplete; "
-                                "restore it or delete the run directory to start over")
-    return None
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
-def save_checkpoint(run_dir: Path, model: Transformer, optimizer, tokenizer, state: dict, rng: dict) -> Path:
+def save_checkpoint(run_dir: Path, model: Transformer, optimizer, tokenizer, state: dict, rng: dict,
+                    keep: int = 2) -> Path:
     """Write a complete checkpoint for `state["step"]`, then point `run_dir/latest` at it.
 
     Order: files into ckpt.tmp-XXXX/ (each fsynced), rename to ckpt-<step>/, fsync the run
-    directory, then replace `latest` atomically; older checkpoints are removed only after that.
+    directory, then replace `latest` atomically; only after that are checkpoints beyond the `keep`
+    newest removed. trainer.json gets "tokenizer_sha256", the sha256 of the tokenizer.json written.
+    Files and the directory get the modes the user's umask gives (safetensors and mkdtemp would
+    make them private).
     MINICODER_TEST_CHECKPOINT_SLEEP_S (seconds) pauses after each file, so a test can kill us mid-save.
     """
     from safetensors.torch import save_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
     pause = float(os.environ.get("MINICODER_TEST_CHECKPOINT_SLEEP_S", "0"))
+    mask = _umask()
     tmp = Path(tempfile.mkdtemp(prefix="ckpt.tmp-", dir=run_dir))
+    state = dict(state)
     writers = {
+        "tokenizer.json": lambda p: tokenizer.save(p),
         "model.safetensors": lambda p: save_model(model, str(p)),
         "optimizer.pt": lambda p: torch.save(optimizer.state_dict(), p),
         "rng.pt": lambda p: torch.save(rng, p),
         "trainer.json": lambda p: _write_json(p, state),
         "config.json": lambda p: _write_json(p, model.config.to_dict()),
-        "tokenizer.json": lambda p: tokenizer.save(p),
     }
     for name in CHECKPOINT_FILES:
         writers[name](tmp / name)
+        if name == "tokenizer.json":
+            state["tokenizer_sha256"] = file_sha256(tmp / name)
+        os.chmod(tmp / name, 0o666 & ~mask)
         _fsync(tmp / name)
         if pause:
             time.sleep(pause)
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private
+    os.chmod(tmp, 0o777 & ~mask)
     _fsync(tmp)
     final = run_dir / f"ckpt-{state['step']:06d}"
     k = 1
@@ -417,9 +283,13 @@ def save_checkpoint(run_dir: Path, model: Transformer, optimizer, tokenizer, sta
     _fsync(pointer)
     os.replace(pointer, run_dir / "latest")  # the commit point
     _fsync(run_dir)
-    for old in run_dir.iterdir():
-        if old != final and old.is_dir() and (old.name.startswith("ckpt-") or old.name.startswith("ckpt.tmp-")):
-            shutil.rmtree(old, ignore_errors=True)
+    # Keep `final` and the keep - 1 newest before it; later ones belong to a branch abandoned by
+    # resuming from an earlier checkpoint.
+    earlier = [c for c in list_checkpoints(run_dir) if _ckpt_key(c) < _ckpt_key(final)]
+    for old in [c for c in list_checkpoints(run_dir) if c != final and c not in earlier[max(0, len(earlier) - (keep - 1)):]]:
+        shutil.rmtree(old, ignore_errors=True)
+    for old in run_dir.glob("ckpt.tmp-*"):
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -435,7 +305,7 @@ def _load_weights(model: Transformer, ckpt: Path) -> None:
         load_model(model, str(ckpt / "model.safetensors"), device=str(next(model.parameters()).device))
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{ckpt / 'model.safetensors'} is corrupt or truncated ({_one_line(e)}); "
-                         "delete this checkpoint and resume from an earlier one, or retrain") from None
+                         f"{earlier_checkpoint_advice(ckpt)}") from None
     except RuntimeError as e:
         raise ValueError(f"{ckpt / 'model.safetensors'} does not fit {ckpt / 'config.json'} ({_one_line(e)}); "
                          "the checkpoint is damaged, retrain it") from None
@@ -469,10 +339,6 @@ def check_same_config(ckpt: Path, saved: dict, expected: ModelConfig, ignore: tu
         raise ValueError(f"checkpoint {ckpt} has another model configuration ({'; '.join(diff)}); {fix}")
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def check_same_train_config(ckpt: Path, saved: dict, cfg: TrainConfig) -> None:
     """Raise if `cfg` changes the checkpoint's training configuration beyond the RUN_CONTROL fields.
 
@@ -482,15 +348,35 @@ def check_same_train_config(ckpt: Path, saved: dict, cfg: TrainConfig) -> None:
     diff = [(f.name, getattr(cfg, f.name), getattr(old, f.name)) for f in dataclasses.fields(TrainConfig)
             if f.name not in RUN_CONTROL and getattr(cfg, f.name) != getattr(old, f.name)]
     if diff:
-        given = " and ".join(f"{_flag(n)} {new}" for n, new, _ in diff)
+        given = " and ".join(f"{flag(n)} {new}" for n, new, _ in diff)
         recorded = ", ".join(f"{n}={old}" for n, _, old in diff)
         verb = "conflicts" if len(diff) == 1 else "conflict"
         raise ValueError(f"{given} {verb} with the checkpoint's {recorded} ({ckpt}); --resume continues the run "
                          "as it was configured: drop the flag(s), or pass another --out to start a new run")
 
 
+def tokenizer_mismatch(ckpt: Path, state: dict, tokenizer_path: Path) -> str | None:
+    """Why `tokenizer_path` is not the tokenizer the checkpoint's model was trained with, or None.
+
+    The reference is trainer.json's "tokenizer_sha256" (checkpoints written before it was recorded:
+    the hash of their own tokenizer.json). A file matches if its bytes hash the same, or if
+    re-saving it does (the same tokenizer, formatted differently).
+    """
+    want = state.get("tokenizer_sha256") or file_sha256(ckpt / "tokenizer.json")
+    if file_sha256(tokenizer_path) == want:
+        return None
+    from minicoder.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer_path)
+    if tokenizer_fingerprint(tok) == want:
+        return None
+    return (f"{tokenizer_path} (sha256 {file_sha256(tokenizer_path)[:12]}, {tok.vocab_size} ids) is not the "
+            f"tokenizer {ckpt} was trained with (sha256 {want[:12]})")
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    expect_config: ModelConfig | None = None, attn_impl: str | None = None) -> Checkpoint:
+                    expect_config: ModelConfig | None = None, attn_impl: str | None = None,
+                    tokenizer: str | Path | None = None) -> Checkpoint:
     """Load a checkpoint directory, or the latest one of a run directory.
 
     Args:
@@ -498,6 +384,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         device: where to put the model.
         expect_config: if given, a checkpoint of another model shape is refused with a clear error.
         attn_impl: override the saved attention path ("naive" or "sdpa"); the weights are the same.
+        tokenizer: a tokenizer.json to use instead of the checkpoint's own; like the checkpoint's
+            own, it is refused (ValueError) unless it is the one the model was trained with
+            (trainer.json's "tokenizer_sha256").
 
     Returns a `Checkpoint` (model in eval mode, tokenizer, model_config, train_config, state, path).
     """
@@ -520,7 +409,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     state = _read_json(ckpt / "trainer.json")
     if not (ckpt / "tokenizer.json").is_file():
         raise FileNotFoundError(f"{ckpt / 'tokenizer.json'} is missing; the checkpoint is incomplete")
-    tokenizer = Tokenizer.from_file(ckpt / "tokenizer.json")
+    tokenizer_path = Path(tokenizer) if tokenizer is not None else ckpt / "tokenizer.json"
+    if not tokenizer_path.is_file():
+        raise FileNotFoundError(f"tokenizer {tokenizer_path} not found; check the path, or leave it out to use "
+                                "the checkpoint's own")
+    why = tokenizer_mismatch(ckpt, state, tokenizer_path)
+    if why:
+        fix = ("restore the checkpoint's own tokenizer.json" if tokenizer is None else
+               f"leave the tokenizer out to use the checkpoint's own ({ckpt / 'tokenizer.json'})")
+        raise ValueError(f"{why}; {fix}")
+    tokenizer = Tokenizer.from_file(tokenizer_path)
     model = Transformer(model_config).to(device)
     _load_weights(model, ckpt)
     model.trained_with_bos = bool(state.get("bos", False))  # minicoder's documents: EOS-separated, no BOS
@@ -544,7 +442,7 @@ def _restore_rng(ckpt: Path, state: dict, data_gen: torch.Generator) -> None:
     try:
         tensors = torch.load(ckpt / "rng.pt", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{ckpt / 'rng.pt'} is corrupt ({_one_line(e)}); resume from an earlier checkpoint") from None
+        raise ValueError(f"{ckpt / 'rng.pt'} is corrupt ({_one_line(e)}); {earlier_checkpoint_advice(ckpt)}") from None
     torch.set_rng_state(tensors["torch"])
     data_gen.set_state(tensors["data"])
     if "cuda" in tensors and torch.cuda.is_available():
@@ -667,7 +565,8 @@ def plot_losses(metrics: list[dict], path: Path, title: str = "") -> None:
     ax.set_ylabel("loss (nats / token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if train or val:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -800,7 +699,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
             optimizer.load_state_dict(torch.load(existing / "optimizer.pt", weights_only=True, map_location=device))
         except Exception as e:
             raise ValueError(f"{existing / 'optimizer.pt'} is corrupt ({_one_line(e)}); "
-                             "resume from an earlier checkpoint or retrain") from None
+                             f"{earlier_checkpoint_advice(existing)}") from None
         _restore_rng(existing, state, data_gen)
         step, train_time = state["step"], state.get("train_time_s", 0.0)
         since_log = list(state.get("since_log", []))
@@ -859,7 +758,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                      "since_log": since_log, "bos": False,  # documents are separated by EOS only (data.py)
                      "world_size": dist.world_size, "train_config": dataclasses.asdict(cfg), "rng": plain,
                      "run_args": run_args}
-            path = save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors)
+            path = save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors, cfg.keep_checkpoints)
             plot_losses(read_metrics(metrics_path), run_dir / "loss.png", title=str(run_dir))
         if dist.world_size > 1:
             torch.distributed.barrier()
@@ -1000,59 +899,7 @@ TRAIN_FLAGS = ("batch_size", "seq_len", "grad_accum", "max_steps", "lr", "warmup
                "dtype", "compile", "eval_full", "init_from")
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a directory of source files (default: the Python stdlib)")
-    p.add_argument("--preset", default=None, choices=sorted(TRAIN_PRESETS),
-                   help="training preset (TrainConfig); it names the model preset it trains (default: tiny)")
-    p.add_argument("--model", default=None,
-                   help="ModelConfig preset; must be the one --preset trains (default: that one)")
-    p.add_argument("--corpus", default=None, help="directory of source files (default: this Python's standard library)")
-    p.add_argument("--data", default=None,
-                   help="token directory written by `minicoder prepare` (instead of --corpus; needs --tokenizer)")
-    p.add_argument("--ext", default=None, help="file name ending to train on (default: .py)")
-    p.add_argument("--val-fraction", type=float, default=None,
-                   help="share of files held out for validation (default: 0.03)")
-    p.add_argument("--fim-rate", type=float, default=None,
-                   help="share of training documents turned into FIM samples (default: 0.5, as DeepSeek-Coder)")
-    p.add_argument("--tokenizer", default=None,
-                   help="tokenizer.json to use (default: train a BPE tokenizer on the corpus, cached in --cache-dir)")
-    p.add_argument("--vocab-size", type=int, default=None,
-                   help="vocabulary of the tokenizer trained when --tokenizer is not given (default: 4096)")
-    p.add_argument("--cache-dir", default=".cache", help="where tokenizers and token files are cached (default: .cache)")
-    p.add_argument("--out", default=None,
-                   help="run directory for checkpoints and logs (default: runs/train-<preset>; runs/tiny is "
-                        "`make train-tiny`'s)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out with its own recorded configuration; flags that would change "
-                        "it are refused, except run control (--time-limit-s, --device, --compile, --stop-after, ...)")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop after this step as if interrupted (the schedule still runs to --max-steps)")
-    p.add_argument("--attn-impl", default=None, choices=["naive", "sdpa"],
-                   help="attention path (default: the model preset's); both give the same function")
-    p.add_argument("--init-from", default=None,
-                   help="start from the weights of this run or checkpoint (the -long presets: their stage-1 run); "
-                        "'none' for random weights (default: the preset's)")
-    for name, typ, helptext in [
-        ("batch-size", int, "windows per micro-batch per process"), ("seq-len", int, "tokens per window"),
-        ("grad-accum", int, "micro-batches per optimizer step, over all processes"),
-        ("max-steps", int, "optimizer steps in the whole run (0: evaluate and checkpoint the initial weights)"),
-        ("lr", float, "peak learning rate"),
-        ("warmup-steps", int, "linear warm-up steps"), ("weight-decay", float, "AdamW decay on matrices"),
-        ("grad-clip", float, "clip the gradient norm to this (0: off)"),
-        ("eval-interval", int, "steps between sampled validation estimates"),
-        ("eval-iters", int, "validation micro-batches per sampled estimate"),
-        ("checkpoint-interval", int, "steps between checkpoints"), ("log-interval", int, "steps between metric lines"),
-        ("seed", int, "seed of the model's init and the data order"),
-        ("time-limit-s", float, "stop cleanly after this many seconds, final evaluation included"),
-        ("device", str, "auto, cpu, cuda or mps"), ("dtype", str, "auto (bf16 on cuda), float32 or bfloat16"),
-    ]:
-        p.add_argument(f"--{name}", type=typ, default=None, help=f"{helptext} (default: the preset's)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the model (default: the preset's)")
-    p.add_argument("--eval-full", action=argparse.BooleanOptionalAction, default=None,
-                   help="score the whole validation split at the end, every token once (default: yes)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cli_train)
+# The parser is in minicoder/cli.py, which loads this module only when the command runs.
 
 
 def _given_run_args(args) -> dict:
@@ -1070,21 +917,32 @@ def _cli_train(args) -> int:
 
     progress = not args.no_progress
     given = _given_run_args(args)
-    out = Path(args.out or f"runs/train-{args.preset or 'tiny'}")
+    # Everything a user can get wrong about --out is checked here, before minutes of tokenizing.
+    out = check_out_dir(args.out or f"runs/train-{args.preset or 'tiny'}")
     overrides = {n: getattr(args, n) for n in TRAIN_FLAGS if getattr(args, n) is not None}
+    if args.keep is not None:
+        overrides["keep_checkpoints"] = args.keep
     if isinstance(overrides.get("init_from"), str) and overrides["init_from"].lower() == "none":
         overrides["init_from"] = None
-    ckpt = find_checkpoint(out) if args.resume else None
+    ckpt = find_checkpoint(out)
     if args.resume and ckpt is None:
         raise FileNotFoundError(f"--resume given but {out} holds no checkpoint; drop --resume to start a new run, "
                                 "or pass the run's --out")
+    if not args.resume and ckpt is not None:
+        raise ValueError(f"--out {out} already holds a checkpoint ({ckpt.name}); pass --resume to continue it, "
+                         "or choose another --out")
+    if args.data and not (Path(args.data) / "meta.json").is_file():
+        raise FileNotFoundError(f"--data {args.data} holds no meta.json; make the tokens with `minicoder prepare "
+                                f"--corpus DIR --tokenizer TOKENIZER --out {args.data}`")
+    if args.tokenizer and not Path(args.tokenizer).is_file():
+        raise FileNotFoundError(f"--tokenizer {args.tokenizer} not found; check the path")
     if ckpt is not None:  # the run's own configuration, from its checkpoint
         state = _read_json(ckpt / "trainer.json")
         recorded = state.get("run_args") or {}
         clash = [k for k, v in given.items() if k in recorded and recorded[k] != v]
         if clash:
             verb = "conflicts" if len(clash) == 1 else "conflict"
-            raise ValueError(" and ".join(f"{_flag(k)} {given[k]}" for k in clash) + f" {verb} with the checkpoint's "
+            raise ValueError(" and ".join(f"{flag(k)} {given[k]}" for k in clash) + f" {verb} with the checkpoint's "
                              + ", ".join(f"{k}={recorded[k]}" for k in clash) + f" ({ckpt}); --resume continues the "
                              "run as it was configured: drop the flag(s), or pass another --out to start a new run")
         run_args = {**DATA_FLAGS, "preset": "tiny", **recorded, **given}
@@ -1094,6 +952,7 @@ def _cli_train(args) -> int:
             saved["attn_impl"] = args.attn_impl
         model_config = ModelConfig.from_dict(saved)
         cfg = TrainConfig.from_dict({**state.get("train_config", {}), **overrides, "out_dir": str(out)})
+        resolve_device(cfg, DistInfo.from_env())
     else:
         run_args = {**DATA_FLAGS, "preset": "tiny", **given}
         preset = run_args["preset"]
@@ -1106,6 +965,12 @@ def _cli_train(args) -> int:
             raise ValueError(f"--model {args.model} disagrees with --preset {preset}, whose recipe trains "
                              f"{model_name}; drop --model, or {hint}")
         run_args["model"] = model_name
+        cfg = TrainConfig.from_preset(preset, **overrides, out_dir=str(out))  # bad flags fail before the work
+        max_seq_len = ModelConfig.from_preset(model_name).max_seq_len
+        if cfg.seq_len > max_seq_len:
+            raise ValueError(f"--seq-len {cfg.seq_len} exceeds the context of model {model_name} ({max_seq_len}); "
+                             f"lower --seq-len")
+        resolve_device(cfg, DistInfo.from_env())  # --device cuda without a GPU fails here, not after the tokenizer
         if run_args["tokenizer"]:
             tok = Tokenizer.from_file(run_args["tokenizer"])
         elif run_args["data"]:
@@ -1117,7 +982,6 @@ def _cli_train(args) -> int:
         if args.attn_impl:
             model_overrides["attn_impl"] = args.attn_impl
         model_config = ModelConfig.from_preset(model_name, **model_overrides)
-        cfg = TrainConfig.from_preset(preset, **overrides, out_dir=str(out))
     if run_args["data"]:
         data = TokenData.load(run_args["data"])
         if data.meta.get("tokenizer_sha256") != tokenizer_fingerprint(tok):

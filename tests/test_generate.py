@@ -9,6 +9,7 @@ import torch
 from minicoder import cli
 from minicoder.config import ModelConfig
 from minicoder.generate import (
+    TextStream,
     complete,
     default_stop_ids,
     encode_fim_prompt,
@@ -16,6 +17,7 @@ from minicoder.generate import (
     generate_ids,
     prompt_bos,
     sample_next,
+    stream_ids,
     top_k_filter,
     top_p_filter,
 )
@@ -130,7 +132,9 @@ def test_context_limits(tok):
                             "shorten it or use a model with a longer max_seq_len")
     assert len(generate_ids(model, list(range(13)), max_new_tokens=10)) == 4  # fills the context, then stops
     assert generate_ids(model, [1, 2], max_new_tokens=0) == []
-    for bad, message in [(dict(temperature=-1.0), "temperature must be >= 0"), (dict(top_k=0), "top_k must be >= 1"),
+    for bad, message in [(dict(temperature=-1.0), "temperature must be a finite number >= 0"),
+                         (dict(temperature=float("inf")), "temperature must be a finite number >= 0"),
+                         (dict(temperature=float("nan")), "temperature must be a finite number >= 0"), (dict(top_k=0), "top_k must be >= 1"),
                          (dict(top_p=1.5), "top_p must be in (0, 1]")]:
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             generate_ids(model, [1, 2], **bad)
@@ -150,11 +154,11 @@ def test_complete_uses_the_fim_prompt(tok):
 
 
 def _ids_seen(model, monkeypatch) -> list:
-    """Patch generate_ids so that each call records the prompt ids it gets."""
+    """Patch stream_ids (under generate_ids and the CLI) so that each call records the prompt ids it gets."""
     import minicoder.generate as g
 
-    seen, real = [], g.generate_ids
-    monkeypatch.setattr(g, "generate_ids", lambda m, ids, *a, **k: seen.append(list(ids)) or real(m, ids, *a, **k))
+    seen, real = [], g.stream_ids
+    monkeypatch.setattr(g, "stream_ids", lambda m, ids, *a, **k: seen.append(list(ids)) or real(m, ids, *a, **k))
     return seen
 
 
@@ -191,7 +195,142 @@ def test_cli_generate_from_an_hf_directory(tok, tmp_path, capsys):
     assert expected == generate(model, tok, "def add", max_new_tokens=6)  # same weights, same BOS rule
     assert cli.main(["generate", "--hf", str(tmp_path), "--prompt", "def add", "--max-new-tokens", "6",
                      "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == "def add" + expected + "\n"  # the prompt echoed, then the new text
+    assert cli.main(["generate", "--hf", str(tmp_path), "--prompt", "def add", "--max-new-tokens", "6",
+                     "--device", "cpu", "--no-echo"]) == 0
     assert capsys.readouterr().out == expected + "\n"
     assert cli.main(["generate", "--hf", str(tmp_path / "missing"), "--prompt", "x"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("minicoder generate: error:") and "does not exist" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------- the CLI: bad flags, echo, streaming, context end
+
+
+def _one_line_error(capsys, command: str, *needles: str) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"minicoder {command}: error:") and "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.fixture()
+def hf_dir(tok, tmp_path):
+    to_hf(make_model(tok), tmp_path / "hf", tokenizer=tok)
+    return tmp_path / "hf"
+
+
+@pytest.mark.parametrize("command", ["generate", "complete"])
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps", "foo", "cpu:1", "cuda:x"])
+def test_cli_refuses_a_device_this_build_lacks_in_one_line(command, device, hf_dir, capsys):
+    if device.startswith("cuda") and torch.cuda.is_available() and device != "cuda:x":
+        pytest.skip("this machine has a GPU")
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    text = ["--prompt", "def"] if command == "generate" else ["--prefix", "def", "--suffix", "x"]
+    assert cli.main([command, "--hf", str(hf_dir), *text, "--device", device]) == 1
+    _one_line_error(capsys, command, f"--device {device}")
+
+
+@pytest.mark.parametrize("flag, value", [("--temperature", "nan"), ("--temperature", "inf"), ("--temperature", "-1"),
+                                         ("--top-p", "nan"), ("--top-p", "0"), ("--top-k", "0"),
+                                         ("--max-new-tokens", "-1")])
+def test_cli_sampling_flags_are_checked_and_named(flag, value, hf_dir, capsys):
+    for command, text in [("generate", ["--prompt", "def"]), ("complete", ["--prefix", "def", "--suffix", "x"])]:
+        assert cli.main([command, "--hf", str(hf_dir), *text, flag, value, "--device", "cpu"]) == 1
+        _one_line_error(capsys, command, flag)
+
+
+def test_cli_complete_echoes_prefix_middle_suffix(tok, hf_dir, capsys):
+    middle = complete(from_hf(hf_dir), tok, "def f(x):\n", "\n    return y\n", max_new_tokens=5)
+    assert cli.main(["complete", "--hf", str(hf_dir), "--prefix", "def f(x):\n", "--suffix", "\n    return y\n",
+                     "--max-new-tokens", "5", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == "def f(x):\n" + middle + "\n    return y\n" + "\n"
+
+
+def test_cli_streams_each_token_as_it_comes(tok, hf_dir, monkeypatch, capsys):
+    import minicoder.generate as g
+
+    events, real = [], g.stream_ids
+
+    def spy(*a, **k):
+        for i in real(*a, **k):
+            events.append(("token", len(capsys.readouterr().out)))  # what was printed before this token came
+            yield i
+        return "length"
+
+    monkeypatch.setattr(g, "stream_ids", spy)
+    assert cli.main(["generate", "--hf", str(hf_dir), "--prompt", "def", "--max-new-tokens", "6", "--device", "cpu",
+                     "--no-echo", "--temperature", "1", "--seed", "3"]) == 0
+    printed_before = [n for _, n in events]
+    assert len(printed_before) == 6 and sum(n > 0 for n in printed_before[1:]) >= 3  # output arrived in between
+
+
+def test_text_stream_holds_back_a_character_cut_across_tokens(tok):
+    text = "naïve café → 日本"
+    ids = tok.encode(text)
+    byte_ids = [tok._byte_to_id[b] for b in text.encode("utf-8")]  # one token per byte: every character cut
+    for seq in (ids, byte_ids, byte_ids[:-1]):  # the last: a character cut off for good
+        stream = TextStream(tok)
+        pieces = [stream.push(i) for i in seq] + [stream.finish()]
+        assert "".join(pieces) == tok.decode(seq)
+        assert all("\ufffd" not in p for p in pieces[:-1])
+
+
+def test_stream_ids_says_why_it_stopped(tok):
+    model = make_model(tok, max_seq_len=16)
+
+    def run(ids, n, stop=()):
+        gen = stream_ids(model, ids, max_new_tokens=n, stop_ids=stop)
+        out = []
+        while True:
+            try:
+                out.append(next(gen))
+            except StopIteration as end:
+                return out, end.value
+
+    out, why = run(list(range(13)), 10)
+    assert why == "context" and len(out) == 4
+    out, why = run([1, 2], 3)
+    assert why == "length" and len(out) == 3
+    free, _ = run([1, 2], 5)
+    out, why = run([1, 2], 5, stop=[free[1]])
+    assert why == "stop" and out == free[:free.index(free[1]) + 1]
+    assert run([1, 2], 0) == ([], "length")
+
+
+def test_cli_says_when_it_stopped_at_the_context_end(tok, tmp_path, capsys):
+    to_hf(make_model(tok, max_seq_len=16), tmp_path / "short", tokenizer=tok)
+    assert cli.main(["generate", "--hf", str(tmp_path / "short"), "--prompt", "def add(a, b):", "--max-new-tokens",
+                     "100", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "stopped at the end of the model's context of 16 tokens" in err
+    assert cli.main(["generate", "--hf", str(tmp_path / "short"), "--prompt", "def add(a, b):", "--max-new-tokens",
+                     "2", "--device", "cpu"]) == 0
+    assert "stopped after --max-new-tokens 2" in capsys.readouterr().err
+    long_prompt = "x = 1\n" * 20
+    assert cli.main(["generate", "--hf", str(tmp_path / "short"), "--prompt", long_prompt, "--device", "cpu"]) == 1
+    _one_line_error(capsys, "generate", "--prompt", "context is 16")
+
+
+def test_a_smaller_tokenizer_never_gets_an_id_it_cannot_decode(tok, tmp_path, monkeypatch, capsys):
+    # An HF model whose embedding has more rows than the tokenizer has ids (DeepSeek pads 32,022 to
+    # 32,256): those rows are never sampled, so decoding never fails mid-generation, even when the
+    # model favours them (here by a patched forward pass).
+    small = Tokenizer(dict(tok.vocab), tok.merges, special_tokens={})
+    model = make_model(tok)
+    assert small.vocab_size < model.config.vocab_size
+    real_forward = Transformer.forward
+    monkeypatch.setattr(Transformer, "forward", lambda self, *a, **k: real_forward(self, *a, **k).index_fill(
+        -1, torch.arange(small.vocab_size, self.config.vocab_size), 1e4))
+    assert min(generate_ids(model, [1, 2], max_new_tokens=5)) >= small.vocab_size  # unmasked: only padding ids
+    out = generate_ids(model, [1, 2], max_new_tokens=20, temperature=1.0, seed=0, vocab_size=small.vocab_size)
+    assert max(out) < small.vocab_size
+    to_hf(model, tmp_path / "m", tokenizer=tok)
+    small.save(tmp_path / "small.json")
+    assert cli.main(["generate", "--hf", str(tmp_path / "m"), "--tokenizer", str(tmp_path / "small.json"),
+                     "--prompt", "def", "--max-new-tokens", "20", "--temperature", "1", "--seed", "0",
+                     "--device", "cpu"]) == 0
+    assert "stopped after --max-new-tokens 20" in capsys.readouterr().err

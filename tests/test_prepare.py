@@ -209,3 +209,39 @@ def test_cli_on_the_shipped_repositories(tmp_path, capsys):
     nonempty = sum(any((REPOS / k / p).read_text().strip() for p in c) for k, e in expected.items() for c in e["order"])
     assert m["repositories"] == 10 and m["repository_samples"] == nonempty + 1  # + README.md (EXPECTED.json is dropped)
     assert "repositories" in capsys.readouterr().out
+
+
+# Runs `minicoder prepare` on the standard library with 2 workers, waits until the workers are
+# reading, then sends Ctrl-C (SIGINT) to the whole process group, as a terminal does. Before the
+# fix, each worker printed a KeyboardInterrupt traceback, and Pool.terminate could hang for good.
+@pytest.mark.slow
+def test_ctrl_c_stops_workers_with_one_line_and_no_tracebacks(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from minicoder.data import default_corpus_dir
+
+    out = tmp_path / "tokens"
+    proc = subprocess.Popen([sys.executable, "-m", "minicoder.cli", "prepare", "--corpus", str(default_corpus_dir()),
+                             "--out", str(out), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "reading" not in seen and time.monotonic() < deadline:  # tqdm's bar: the pool is at work
+            seen += proc.stderr.read(1)
+        time.sleep(0.5)
+        assert proc.poll() is None, "prepare finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    stderr = seen + stderr
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    last = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()][-1]
+    assert last.startswith("minicoder prepare: interrupted;") and str(out) in last
+    assert not out.exists() and not list(tmp_path.glob(".tokens*"))

@@ -148,7 +148,7 @@ def test_metrics_log_plot_and_checkpoint_contents(tok, data, tmp_path):
     ckpt = tmp_path / (tmp_path / "latest").read_text().strip()
     assert ckpt.name == "ckpt-000006" and sorted(p.name for p in ckpt.iterdir()) == sorted(
         ["model.safetensors", "optimizer.pt", "rng.pt", "trainer.json", "config.json", "tokenizer.json"])
-    assert [p.name for p in tmp_path.glob("ckpt*")] == ["ckpt-000006"]  # the step-3 checkpoint was replaced
+    assert sorted(p.name for p in tmp_path.glob("ckpt*")) == ["ckpt-000003", "ckpt-000006"]  # --keep 2
     state = json.loads((ckpt / "trainer.json").read_text())
     assert state["step"] == 6 and state["finished"] and state["val_bpb"] == summary["val_bpb"]
     loaded = load_checkpoint(tmp_path)
@@ -211,7 +211,7 @@ def test_sigkill_while_saving_keeps_previous_checkpoint(tok, data, tmp_path):
     # the half-written directory is ignored, and the next save cleans it up
     summary = train(mc, cfg, data, tok, resume=True, progress=False)
     assert summary["step"] == 4
-    assert sorted(p.name for p in (tmp_path / "run").glob("ckpt*")) == ["ckpt-000004"]
+    assert sorted(p.name for p in (tmp_path / "run").glob("ckpt*")) == ["ckpt-000003", "ckpt-000004"]  # --keep 2
 
 
 def test_missing_checkpoint_is_one_clear_line(tmp_path):
@@ -223,7 +223,8 @@ def test_truncated_weights_are_reported(tok, data, tmp_path):
     train(micro_model(tok), micro_train(tmp_path, max_steps=2, warmup_steps=1, eval_interval=2), data, tok, progress=False)
     weights = tmp_path / "ckpt-000002" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"model\.safetensors is corrupt or truncated \(.*\); delete this") as e:
+    with pytest.raises(ValueError, match=r"model\.safetensors is corrupt or truncated \(.*\); no earlier checkpoint "
+                                         r"is kept in .*; retrain") as e:
         load_checkpoint(tmp_path)
     assert "\n" not in str(e.value)
 
@@ -274,7 +275,7 @@ def test_cli_trains_and_errors_are_one_line(corpus, tmp_path, capsys):
     assert cli_main(["train", *common, *tiny]) == 1  # a run exists and --resume is missing
     err = capsys.readouterr().err.strip()
     assert err.startswith("minicoder train: error:") and "pass --resume" in err and "\n" not in err
-    assert cli_main(["train", *common, "--model", "nonexistent", *tiny]) == 1
+    assert cli_main(["train", *common, "--out", str(tmp_path / "other"), "--model", "nonexistent", *tiny]) == 1
     assert "unknown model preset 'nonexistent' (--model)" in capsys.readouterr().err
 
 
@@ -431,7 +432,7 @@ def test_evaluate_split_scores_every_token_once(tok, data):
 
 
 def test_max_steps_zero_evaluates_and_checkpoints_the_initial_weights(tok, data, tmp_path):
-    with pytest.raises(ValueError, match="max_steps must be an integer >= 0, got -1; set --max-steps"):
+    with pytest.raises(ValueError, match="--max-steps must be an integer >= 0, got -1"):
         TrainConfig(max_steps=-1)
     assert TrainConfig.from_preset("tiny", max_steps=0).max_steps == 0  # the preset's warm-up is moot then
     summary = train(micro_model(tok), micro_train(tmp_path, max_steps=0), data, tok, progress=False)
