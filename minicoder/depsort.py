@@ -216,6 +216,27 @@ def _python_targets(repo: Repo, base: str, module: str, names: list[str]) -> set
 
 
 def python_dependencies(path: str, text: str, repo: Repo) -> set[str]:
+    r"""The files of `repo` that the Python file `path` (source `text`) imports, as Python would find them.
+
+    For each (level, module, names) of `python_imports(text)`, `_python_targets(repo, base, module,
+    names)` gives the files it reads under one directory `base`; the first base that gives any wins:
+    - relative (level >= 1): the only base is the file's own directory, gone up level - 1 times;
+    - absolute, with the repository's own package name first (`import email.utils` inside email/, when
+      `repo.root_package` is "email"): the rest of the name, "utils", from the root; if that finds no
+      file, or the head is another name, go on as below;
+    - absolute: the file's own directory when it is a script (no `__init__.py` beside it: Python puts
+      a script's directory first on sys.path), then each of `repo.python_roots` in order.
+    Imports that resolve to nothing (the standard library, third-party packages) are ignored.
+
+    >>> repo = Repo({"app.py": "import util\nfrom pkg import a\n", "util.py": "",
+    ...              "pkg/__init__.py": "", "pkg/a.py": "from . import b\nfrom .b import f\nimport os\n",
+    ...              "pkg/b.py": "def f(): pass\n"})
+    >>> sorted(python_dependencies("app.py", repo.files["app.py"], repo))
+    ['pkg/a.py', 'util.py']
+    >>> sorted(python_dependencies("pkg/a.py", repo.files["pkg/a.py"], repo))
+    ['pkg/b.py']
+    """
+    # BEGIN ASSIGNMENT depsort
     here = posixpath.dirname(path)
     script_dir = [] if posixpath.join(here, "__init__.py") in repo.paths else [here]  # sys.path[0] of a script
     deps = set()
@@ -239,6 +260,7 @@ def python_dependencies(path: str, text: str, repo: Repo) -> set[str]:
                 deps |= found
                 break
     return deps
+    # END ASSIGNMENT
 
 
 # -----------------------------------------------------------------------------
@@ -446,7 +468,15 @@ def find_dependencies(files: dict[str, str], package: str | None = None) -> dict
 
 
 def weakly_connected_components(deps: dict[str, set[str]]) -> list[list[str]]:
-    """Components of the graph with edges taken both ways, each sorted, ordered by first path."""
+    """Components of the graph with edges taken both ways, each sorted, ordered by first path.
+
+    deps is {node: nodes it depends on}, every node a key. Two nodes are in one component when a path
+    joins them, following edges in either direction.
+
+    >>> weakly_connected_components({"c": {"a"}, "a": set(), "d": set(), "b": {"d"}, "e": {"d"}})
+    [['a', 'c'], ['b', 'd', 'e']]
+    """
+    # BEGIN ASSIGNMENT depsort
     neighbours = {v: set(ds) for v, ds in deps.items()}
     for v, ds in deps.items():
         for d in ds:
@@ -465,10 +495,22 @@ def weakly_connected_components(deps: dict[str, set[str]]) -> list[list[str]]:
                 stack.append(w)
         components.append(sorted(comp))
     return components
+    # END ASSIGNMENT
 
 
 def strongly_connected_components(deps: dict[str, set[str]]) -> dict[str, int]:
-    """{node: id of its strongly connected component} (Kosaraju, iterative; ids are arbitrary)."""
+    """{node: id of its strongly connected component}; ids are arbitrary integers, one per component.
+
+    Two nodes share a component when each can reach the other along dependency edges (a cycle); a node
+    on no cycle is a component of its own. The reference uses Kosaraju's algorithm, iteratively (a
+    recursive depth-first search overflows Python's stack on a long chain of imports): a DFS that
+    lists nodes by finishing time, then a DFS along reversed edges from the latest finisher.
+
+    >>> scc = strongly_connected_components({"a": {"b"}, "b": {"a"}, "c": {"a"}, "d": {"d"}})
+    >>> scc["a"] == scc["b"], scc["a"] == scc["c"], len(set(scc.values()))
+    (True, False, 3)
+    """
+    # BEGIN ASSIGNMENT depsort
     order, seen = [], set()
     for start in sorted(deps):  # pass 1: nodes by finishing time of a DFS along dependency edges
         if start in seen:
@@ -501,11 +543,13 @@ def strongly_connected_components(deps: dict[str, set[str]]) -> dict[str, int]:
                     component[w] = cid
                     stack.append(w)
     return component
+    # END ASSIGNMENT
 
 
 def topological_sort(deps: dict[str, set[str]], method: str = "cycle-aware") -> list[list[str]]:
     """Algorithm 1 on a graph {file: files it depends on}: one emission order per weakly
-    connected component. Ties in in-degree go to the smallest path.
+    connected component. Ties in in-degree go to the smallest path. `method` picks `paper_order`
+    (Algorithm 1 as printed) or `cycle_aware_order` (see the module docstring).
 
     {"a": {"b"}, "b": {"a"}, "c": {"a"}, "d": set()} -> [["a", "b", "c"], ["d"]]
     """
@@ -514,16 +558,74 @@ def topological_sort(deps: dict[str, set[str]], method: str = "cycle-aware") -> 
     missing = {d for ds in deps.values() for d in ds} - set(deps)
     if missing:
         raise ValueError(f"dependencies {sorted(missing)[:3]} are not nodes of the graph; add them as keys")
+    return paper_order(deps) if method == "paper" else cycle_aware_order(deps)
+
+
+def _dependents(deps: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The reversed graph: {file: files that depend on it}."""
     dependents = {v: [] for v in deps}
     for v, ds in deps.items():
         for d in ds:
             dependents[d].append(v)
-    scc = strongly_connected_components(deps) if method == "cycle-aware" else None
+    return dependents
+
+
+def paper_order(deps: dict[str, set[str]]) -> list[list[str]]:
+    """The paper's Algorithm 1: for each weakly connected component (in `weakly_connected_components`'
+    order), emit one file at a time, always the not-yet-emitted file with the smallest inDegree (ties:
+    the smallest path), where inDegree counts the file's dependencies not yet emitted.
+
+    Every file of a component is emitted, cycles or not: a cycle only means no file has inDegree 0.
+    Keeping (inDegree, path) in a heap, pushed again whenever it drops, makes it O(E log V); a plain
+    scan for the minimum is O(V^2) and gives the same order.
+
+    >>> paper_order({"a": {"b"}, "b": {"a"}, "c": {"a"}, "d": set()})
+    [['a', 'b', 'c'], ['d']]
+    >>> paper_order({"x": {"y"}, "y": {"x"}, "u": {"x"}, "v": {"u"}})  # all tie at 1: u first
+    [['u', 'v', 'x', 'y']]
+    """
+    # BEGIN ASSIGNMENT depsort
+    dependents = _dependents(deps)
     result = []
     for comp in weakly_connected_components(deps):
         in_degree = {v: len(deps[v]) for v in comp}  # edges from files not yet emitted
-        # files not yet emitted that v depends on, outside v's own cycle ("paper": never counted)
-        blocking = {v: sum(scc[d] != scc[v] for d in deps[v]) if scc else 0 for v in comp}
+        heap = [(in_degree[v], v) for v in comp]
+        heapq.heapify(heap)
+        emitted, order = set(), []
+        while heap:
+            degree, v = heapq.heappop(heap)
+            if v in emitted or degree != in_degree[v]:
+                continue  # a stale entry: v was pushed again with its newer, smaller in-degree
+            emitted.add(v)
+            order.append(v)
+            for w in dependents[v]:
+                if w not in emitted:
+                    in_degree[w] -= 1
+                    heapq.heappush(heap, (in_degree[w], w))
+        result.append(order)
+    return result
+    # END ASSIGNMENT
+
+
+def cycle_aware_order(deps: dict[str, set[str]]) -> list[list[str]]:
+    """Algorithm 1 that never puts a file before a dependency outside its own cycle.
+
+    As `paper_order`, except that each choice is made only among the files that are *ready*: every
+    dependency not yet emitted lies in the file's own strongly connected component
+    (`strongly_connected_components`). Among the ready files, the smallest (inDegree, path) goes first.
+    Some file is always ready (those of a component no other remaining component points into), and on
+    a graph without cycles the order equals `paper_order`'s.
+
+    >>> cycle_aware_order({"x": {"y"}, "y": {"x"}, "u": {"x"}, "v": {"u"}})  # u is ready once x is out
+    [['x', 'u', 'v', 'y']]
+    """
+    # BEGIN ASSIGNMENT depsort
+    dependents = _dependents(deps)
+    scc = strongly_connected_components(deps)
+    result = []
+    for comp in weakly_connected_components(deps):
+        in_degree = {v: len(deps[v]) for v in comp}  # edges from files not yet emitted
+        blocking = {v: sum(scc[d] != scc[v] for d in deps[v]) for v in comp}  # ... outside v's own cycle
         heap = [(in_degree[v], v) for v in comp if blocking[v] == 0]
         heapq.heapify(heap)
         emitted, order = set(), []
@@ -537,12 +639,13 @@ def topological_sort(deps: dict[str, set[str]], method: str = "cycle-aware") -> 
                 if w in emitted:
                     continue
                 in_degree[w] -= 1
-                if scc and scc[w] != scc[v]:
+                if scc[w] != scc[v]:
                     blocking[w] -= 1
                 if blocking[w] == 0:
                     heapq.heappush(heap, (in_degree[w], w))
         result.append(order)
     return result
+    # END ASSIGNMENT
 
 
 def order_repository(files: dict[str, str], method: str = "cycle-aware", package: str | None = None) -> list[list[str]]:

@@ -1,6 +1,9 @@
-"""Dependency parsing and Algorithm 1 ordering (DeepSeek-Coder section 2.2).
+"""Dependency parsing and Algorithm 1 ordering (DeepSeek-Coder section 2.2), end to end.
 
 Run: .venv/bin/pytest tests/test_depsort.py -q
+The `depsort` assignment's graded tests (the components, both orders, Python imports) are in
+tests/test_depsort_graded.py; this file is not graded: the other languages, order_repository, samples,
+and repositories through the pipeline.
 
 Oracles: hand-derived graphs and orders of the shipped repositories (data_samples/repos/EXPECTED.json);
 for real standard-library packages, imports found independently here with `ast` and
@@ -15,7 +18,6 @@ the "real layout" tests below read packages that way, through `prepare.read_repo
 import ast
 import importlib.util
 import json
-import random
 import sysconfig
 from pathlib import Path
 
@@ -273,16 +275,6 @@ def test_empty_file_joining_two_files_does_not_split_them(tmp_path):
     assert pipeline_samples("repo", tmp_path) == [["a.py", "b.py"], ["c.py"]]
 
 
-def test_root_package_resolution_by_hand():
-    files = {"__init__.py": "", "a.py": "from mypkg.b import x\nimport mypkg\n", "b.py": "x = 1\n",
-             "c.py": "import b\nfrom mypkg import sub\n", "sub/__init__.py": "import mypkg.sub.leaf\n",
-             "sub/leaf.py": "from mypkg import b as bee\n"}
-    deps = find_dependencies(files, package="mypkg")
-    assert deps == {"__init__.py": set(), "a.py": {"b.py", "__init__.py"}, "b.py": set(),
-                    "c.py": {"sub/__init__.py"},  # `import b` inside a package is absolute: not b.py
-                    "sub/__init__.py": {"sub/leaf.py"}, "sub/leaf.py": {"b.py"}}
-    assert find_dependencies({k: v for k, v in files.items() if k != "__init__.py"}, package="mypkg")["a.py"] == set()
-
 
 def test_concatenate_with_spans():
     files = {"b.py": "B = 1", "a.py": "A = 2\n"}
@@ -292,32 +284,7 @@ def test_concatenate_with_spans():
     assert [text[b:e] for _, b, e in spans] == ["B = 1\n", "A = 2\n"]
 
 
-# -- the two methods on random graphs --
 
-def random_graph(rng, n, p, acyclic):
-    nodes = [f"f{i:02d}" for i in range(n)]
-    rng.shuffle(nodes)  # so that path order and topological order disagree
-    return {v: {w for j, w in enumerate(nodes) if (j < i or not acyclic) and j != i and rng.random() < p}
-            for i, v in enumerate(nodes)}
-
-
-def test_methods_agree_on_graphs_without_cycles():
-    rng = random.Random(0)
-    for _ in range(200):
-        graph = random_graph(rng, rng.randint(1, 12), rng.choice([0.1, 0.3]), acyclic=True)
-        paper = topological_sort(graph, "paper")
-        assert paper == topological_sort(graph, "cycle-aware")
-        assert check_order(graph, paper) == []
-
-
-def test_cycle_aware_respects_every_edge_outside_cycles():
-    rng = random.Random(1)
-    paper_violations = 0
-    for _ in range(300):
-        graph = random_graph(rng, rng.randint(2, 12), rng.choice([0.1, 0.2, 0.3]), acyclic=False)
-        assert check_order(graph, topological_sort(graph, "cycle-aware")) == []
-        paper_violations += bool(check_order(graph, topological_sort(graph, "paper")))
-    assert paper_violations > 0  # the difference is real, not only in the hand-made example
 
 
 def test_topological_sort_docstring_example_and_errors():
@@ -331,21 +298,12 @@ def test_topological_sort_docstring_example_and_errors():
 
 # -- language details the shipped repositories do not exercise --
 
-def test_python_details():
-    files = {
-        "legacy/old.py": "import helpers\nprint 'python 2 syntax'\nfrom pkg.sub import thing\n",
-        "legacy/helpers.py": "X = 1\n",
-        "pkg/__init__.py": "",
-        "pkg/sub/__init__.py": "from .. import util\nfrom . import *\n",
-        "pkg/util.py": "import pkg.sub.missing.deeper\n",
-    }
-    deps = find_dependencies(files)
-    assert deps["legacy/old.py"] == {"legacy/helpers.py", "pkg/sub/__init__.py"}  # regex fallback
-    assert deps["pkg/sub/__init__.py"] == {"pkg/util.py"}  # `from . import *`: itself, dropped
-    assert deps["pkg/util.py"] == {"pkg/sub/__init__.py"}  # longest prefix that is a file
+def test_python_imports():
     assert python_imports("from ..a import (b, c)\n") == [(2, "a", ["b", "c"])]
-    # inside a package a bare `import helpers` is absolute (no implicit relative imports)
-    assert find_dependencies({"p/__init__.py": "", "p/a.py": "import b\n", "p/b.py": ""})["p/a.py"] == set()
+    assert python_imports("import a.b, c\ndef f():\n    from . import d\n") == [(0, "a.b", []), (0, "c", []),
+                                                                               (1, "", ["d"])]
+    assert python_imports("print 'py2'\nfrom x import y  # z\nimport p.q\n") == [(0, "x", ["y"]), (0, "p.q", [])]
+
 
 
 def test_c_and_js_details():
@@ -388,3 +346,64 @@ def test_repository_samples_concatenate_in_order_with_path_comments():
                                          "<!-- notes.md -->\n# Notes\n"]
     assert [path_comment(p) for p in ["x.go", "x.rs", "x.cs", "x.java", "x.ts", "x.sql", "x.css", "x.html"]] == [
         "// x.go", "// x.rs", "// x.cs", "// x.java", "// x.ts", "-- x.sql", "/* x.css */", "<!-- x.html -->"]
+
+
+# -- the grader: shortcuts and slips fail the graded tests meant to catch them --
+
+RECURSIVE_SCC = '''
+index, low, on_stack, stack, comp = {}, {}, set(), [], {}
+
+def visit(v):
+    index[v] = low[v] = len(index)
+    stack.append(v)
+    on_stack.add(v)
+    for w in sorted(deps[v]):
+        if w not in index:
+            visit(w)
+            low[v] = min(low[v], low[w])
+        elif w in on_stack:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        while True:
+            w = stack.pop()
+            on_stack.discard(w)
+            comp[w] = index[v]
+            if w == v:
+                break
+
+for v in sorted(deps):
+    if v not in index:
+        visit(v)
+return comp
+'''
+GRADED = "tests/test_depsort_graded.py"
+SHORTCUTS = {
+    # name: (function, body, the graded tests that must fail)
+    "cycle_aware_order_returns_paper_order": (
+        "cycle_aware_order", "return paper_order(deps)",
+        {f"{GRADED}::test_cycle_aware_order_of_the_shipped_repositories",
+         f"{GRADED}::test_cycle_aware_order_equals_the_literal_algorithm",
+         "tests/test_worked_examples.py::test_worked_examples"}),  # its docstring's example shows the difference
+    "recursive_tarjan": (  # right on every small graph, but a 3,000-file chain of imports overflows the stack
+        "strongly_connected_components", RECURSIVE_SCC,
+        {f"{GRADED}::test_strongly_connected_components_of_a_long_chain_and_a_long_cycle"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(SHORTCUTS))
+def test_shortcut_fails_the_test_meant_to_catch_it(tmp_path, case):
+    from test_assignment_shortcuts import fill_in
+
+    from minicoder.assignments import ASSIGNMENTS, grade, make_student_copy
+
+    function, body, must_fail = SHORTCUTS[case]
+    keep = tuple(f.split(":", 1)[1] for f in ASSIGNMENTS["depsort"].functions if f != f"depsort:{function}")
+    make_student_copy("depsort", tmp_path, keep=keep)
+    fill_in(tmp_path, "depsort", function, body)
+    lines = []
+    result = grade("depsort", tmp_path, only=function, echo=lines.append)
+    (row,) = result["rows"]
+    failed = {r["nodeid"].split("[")[0] for r in result["records"] if r["outcome"] == "failed"}
+    assert row["status"] == "failed" and failed == must_fail, "\n".join(lines)
+    assert row["passed"] > 0, "\n".join(lines)  # right where the shortcut is right
