@@ -124,14 +124,12 @@ class Decontaminator:
         if not isinstance(min_exact, int) or min_exact < 1:
             raise ValueError(f"min_exact must be an integer >= 1, got {min_exact!r}; the paper uses 3")
         self.n = n
+        self.min_exact = min_exact
         self.token_re = re.compile(pattern)
         self.index: dict[tuple[str, ...], str] = {}  # n-gram -> label of the first text that has it
         self.short: dict[str, str] = {}  # stripped short text -> label of the first text that is it
         for label, text in sources:
-            if min_exact <= len(self.token_re.findall(text)) < n:
-                self.short.setdefault(text.strip(), label)
-            for gram in self.ngrams(text):
-                self.index.setdefault(gram, label)
+            self.add(label, text)
 
     @classmethod
     def from_humaneval(cls, infilling_dir=DEFAULT_INFILLING_DIR, n: int = 10, pattern: str = WORD_TOKENS,
@@ -140,17 +138,64 @@ class Decontaminator:
         return cls(humaneval_sources(infilling_dir), n=n, pattern=pattern, min_exact=min_exact)
 
     def ngrams(self, text: str) -> Iterable[tuple[str, ...]]:
-        """The n-grams of `text`'s tokens, in order: n=3, "a = f(b, c)" -> ("a","f","b"), ("f","b","c")."""
+        """The n-grams of `text`'s tokens, in order, each a tuple of `self.n` tokens (an iterable: a list
+        or a generator). Tokens are the matches of `self.token_re`; a text of fewer than n tokens has none.
+
+        >>> list(Decontaminator([], n=3).ngrams("a = f(b, c)"))
+        [('a', 'f', 'b'), ('f', 'b', 'c')]
+        >>> list(Decontaminator([], n=3, pattern=CODE_TOKENS).ngrams("f(b)"))
+        [('f', '(', 'b'), ('(', 'b', ')')]
+        >>> list(Decontaminator([], n=3).ngrams("a b"))
+        []
+        """
+        # BEGIN ASSIGNMENT decontam
         tokens = self.token_re.findall(text)
         return (tuple(tokens[i : i + self.n]) for i in range(len(tokens) - self.n + 1))
+        # END ASSIGNMENT
+
+    def add(self, label: str, text: str) -> None:
+        r"""Index one benchmark text: each of its n-grams (`ngrams`) into `self.index` {n-gram: label}, and,
+        when it has at least `self.min_exact` but fewer than `self.n` tokens, the text stripped of
+        surrounding whitespace into `self.short` {text: label}. A key already present keeps the label
+        of the first text that had it. (A text under min_exact tokens adds nothing.)
+
+        >>> d = Decontaminator([], n=4)
+        >>> d.add("first", "a = f(b, c)")
+        >>> d.add("second", "  return b + c\n")
+        >>> d.add("third", "f b c")
+        >>> d.index
+        {('a', 'f', 'b', 'c'): 'first'}
+        >>> d.short
+        {'return b + c': 'second', 'f b c': 'third'}
+        >>> d.add("fourth", "x a f b c"); d.index[("a", "f", "b", "c")]
+        'first'
+        """
+        # BEGIN ASSIGNMENT decontam
+        if self.min_exact <= len(self.token_re.findall(text)) < self.n:
+            self.short.setdefault(text.strip(), label)
+        for gram in self.ngrams(text):
+            self.index.setdefault(gram, label)
+        # END ASSIGNMENT
 
     def check(self, text: str) -> str | None:
-        """Why `text` must be dropped, or None if it shares no n-gram and holds no short text.
+        r"""Why `text` must be dropped, or None if it shares no n-gram and holds no short text.
 
-        The reason names the first shared n-gram (or the short text) and where it comes from, e.g.
+        The n-grams come first: the first n-gram of `text` (in order) found in `self.index` gives
+        "shares a {n}-gram with {label}: {the n-gram's tokens joined by spaces, repr'd}"; failing that, the
+        first short text (in `self.short`'s order) that occurs in `text` as a substring gives
+        "contains {label} exactly: {the short text, repr'd}". For example
         "shares a 10-gram with HumanEval/12 (canonical_solution): 'if not strings return None ...'",
         "contains HumanEval/2 (canonical_solution) exactly: 'return number % 1.0'".
+
+        >>> d = Decontaminator([("task/1", "def add(a, b): return a + b"), ("task/2", "return x * y")], n=4)
+        >>> d.check("total = add(a, b)\nreturn a")  # the first shared 4-gram: add a b return
+        "shares a 4-gram with task/1: 'add a b return'"
+        >>> d.check("    return x * y  # product")
+        "contains task/2 exactly: 'return x * y'"
+        >>> d.check("return x*y") is None  # exact means exact
+        True
         """
+        # BEGIN ASSIGNMENT decontam
         for gram in self.ngrams(text):
             label = self.index.get(gram)
             if label is not None:
@@ -159,6 +204,7 @@ class Decontaminator:
             if short in text:
                 return f"contains {label} exactly: {short!r}"
         return None
+        # END ASSIGNMENT
 
     def __len__(self) -> int:
         """Benchmark n-grams plus short texts matched exactly."""
