@@ -153,6 +153,116 @@ ASSIGNMENTS = {
     a.name: a
     for a in [
         Assignment(
+            "fim", "Fill-in-the-middle: the cut, PSM and SPM in DeepSeek-Coder's tokens, FIM per file (chapter 3)",
+            parts=(
+                Part("fim:split_fim", tuple(f"tests/test_fim_graded.py::{t}" for t in (
+                    "test_split_fim_replays_the_specified_draws", "test_split_fim_by_hand",
+                    "test_split_fim_rate_is_binomial", "test_split_fim_cuts_are_two_sorted_uniform_character_positions",
+                    "test_split_fim_reaches_every_cut_including_the_ends")),
+                     "draw whether to transform, then two sorted character cuts"),
+                Part("fim:format_fim", ("tests/test_fim_graded.py::test_format_fim",),
+                     "PSM and SPM layouts with DeepSeek-Coder's three FIM tokens"),
+                Part("fim:fim_ids", ("tests/test_fim_graded.py::test_fim_ids_equal_hf",
+                                     "tests/test_fim_graded.py::test_fim_ids_keep_special_strings_as_text"),
+                     "the same layouts in token ids, each part encoded on its own"),
+                Part("fim:encode_fim_files", tuple(f"tests/test_fim_graded.py::{t}" for t in (
+                    "test_encode_fim_files_equals_the_specification", "test_encode_fim_files_every_middle_lies_in_one_file",
+                    "test_encode_fim_files_share_of_files_is_the_rate", "test_encode_fim_files_rates_zero_and_one_and_one_span")),
+                     "FIM file by file inside a repository sample, one EOS at the end"),
+            ),
+            data=("data_samples/tokenizers/deepseek-coder", "data_samples/repos", "data_samples/benchmarks"),
+            chapters=("chapters/03_fim.ipynb", "chapters/03_fim.py"),
+            exercises=(),
+        ),
+        Assignment(
+            "depsort", "Repository-level ordering: components, Algorithm 1 and its cycle-aware variant, "
+                       "Python imports (chapter 2)",
+            parts=(
+                Part("depsort:weakly_connected_components", tuple(f"tests/test_depsort_graded.py::{t}" for t in (
+                    "test_weakly_connected_components_by_hand",
+                    "test_weakly_connected_components_of_the_shipped_repositories",
+                    "test_weakly_connected_components_equal_union_find")),
+                     "files joined by imports in either direction: one sample each"),
+                Part("depsort:paper_order", tuple(f"tests/test_depsort_graded.py::{t}" for t in (
+                    "test_paper_order_misplaces_a_file_of_python_calc", "test_paper_order_equals_the_literal_algorithm",
+                    "test_paper_order_respects_every_edge_without_cycles")),
+                     "the paper's Algorithm 1: smallest in-degree first, ties by path"),
+                Part("depsort:strongly_connected_components", tuple(f"tests/test_depsort_graded.py::{t}" for t in (
+                    "test_strongly_connected_components_equal_tarjan",
+                    "test_strongly_connected_components_of_a_long_chain_and_a_long_cycle")),
+                     "the cycles of the import graph, without recursion"),
+                Part("depsort:cycle_aware_order", tuple(f"tests/test_depsort_graded.py::{t}" for t in (
+                    "test_cycle_aware_order_of_the_shipped_repositories",
+                    "test_cycle_aware_order_equals_the_literal_algorithm",
+                    "test_cycle_aware_order_equals_paper_order_without_cycles")),
+                     "Algorithm 1 that never puts a file before a dependency outside its cycle"),
+                Part("depsort:python_dependencies", tuple(f"tests/test_depsort_graded.py::{t}" for t in (
+                    "test_python_dependencies_of_the_shipped_repositories",
+                    "test_python_dependencies_of_standard_library_packages",
+                    "test_python_dependencies_of_a_package_named_after_its_repository",
+                    "test_python_dependencies_details")),
+                     "resolve Python's imports to files of the repository"),
+            ),
+            data=("data_samples/repos", "data_samples/tokenizers/deepseek-coder", "data_samples/benchmarks"),
+            chapters=("chapters/02_data.ipynb", "chapters/02_data.py"),
+            exercises=(),
+        ),
+        Assignment(
+            "dedup", "Near-deduplication: shingles, MinHash (naive and vectorised), bands and rows, LSH banding "
+                     "(chapter 2)",
+            parts=(
+                Part("dedup:shingles", ("tests/test_dedup_graded.py::test_shingles",
+                                        "tests/test_dedup_graded.py::test_shingles_default_is_five_grams_of_word_tokens"),
+                     "the set of 5-grams of word tokens"),
+                Part("dedup:universal_hash", ("tests/test_dedup_graded.py::test_universal_hash_equals_python_integers",),
+                     "((a x + b) mod 2^61 - 1) & 2^32 - 1, exact in uint64"),
+                Part("dedup:minhash_signature_naive", (
+                    "tests/test_dedup_graded.py::test_minhash_signature_naive_equals_datasketch",
+                    "tests/test_dedup_graded.py::test_minhash_signature_naive_by_hand"),
+                     "one shingle and one permutation at a time, in Python integers"),
+                Part("dedup:minhash_signatures", ("tests/test_dedup_graded.py::test_minhash_signatures_equal_datasketch",
+                                                  "tests/test_dedup_graded.py::test_minhash_signatures_is_vectorised"),
+                     "the same signatures for many texts, vectorised with numpy (timed)"),
+                Part("dedup:optimal_bands_rows", (
+                    "tests/test_dedup_graded.py::test_optimal_bands_rows_equal_datasketch",
+                    "tests/test_dedup_graded.py::test_optimal_bands_rows_by_hand"),
+                     "the (b, r) whose S-curve 1 - (1 - s^r)^b best splits at the threshold"),
+                Part("dedup:lsh_buckets", tuple(f"tests/test_dedup_graded.py::{t}" for t in (
+                    "test_lsh_buckets_by_hand", "test_lsh_buckets_give_datasketch_candidates",
+                    "test_lsh_buckets_of_many_copies_are_one_bucket_per_band")),
+                     "documents that agree on a whole band share a bucket"),
+                Part("near_duplicate_clusters (end to end)", (
+                    "tests/test_dedup_graded.py::test_clusters_are_transitive_and_first_is_kept",
+                    "tests/test_dedup_graded.py::test_lsh_clusters_equal_exact_jaccard_clusters"),
+                     "everything together: verified candidates, union-find clusters"),
+            ),
+            data=("data_samples/repos", "data_samples/tokenizers/deepseek-coder", "data_samples/benchmarks"),
+            chapters=("chapters/02_data.ipynb", "chapters/02_data.py"),
+            exercises=(),
+        ),
+        Assignment(
+            "decontam", "Decontamination: n-grams, the benchmark index, the 10-gram and exact-match check (chapter 2)",
+            parts=(
+                Part("decontam:Decontaminator.ngrams", ("tests/test_decontam_graded.py::test_ngrams_by_hand",
+                                                        "tests/test_decontam_graded.py::test_ngrams_of_humaneval"),
+                     "every n consecutive tokens"),
+                Part("decontam:Decontaminator.add", tuple(f"tests/test_decontam_graded.py::{t}" for t in (
+                    "test_add_by_hand", "test_add_min_exact_boundary", "test_add_indexes_humaneval_as_the_paper_says")),
+                     "index a benchmark text: its n-grams, or the whole text if it has 3 to n - 1 tokens"),
+                Part("decontam:Decontaminator.check", tuple(f"tests/test_decontam_graded.py::{t}" for t in (
+                    "test_check_names_the_first_shared_ngram", "test_check_nine_shared_tokens_are_kept_ten_dropped",
+                    "test_check_short_texts_exactly", "test_check_prefers_ngrams_and_the_first_short_text",
+                    "test_check_every_humaneval_problem_is_caught")),
+                     "a shared n-gram, else a short text verbatim: why a file must go"),
+                Part("HumanEval decontamination (end to end)", (
+                    "tests/test_decontam_graded.py::test_from_humaneval_and_decontaminate",),
+                     "everything together on HumanEval and its infilling sets"),
+            ),
+            data=("data_samples/benchmarks", "data_samples/repos", "data_samples/tokenizers/deepseek-coder"),
+            chapters=("chapters/02_data.ipynb", "chapters/02_data.py"),
+            exercises=(),
+        ),
+        Assignment(
             "tokenizer", "Byte-level BPE: pair counts, merges, encoding, pre-tokenization, training (chapter 1)",
             parts=(
                 Part("tokenizer:get_pair_counts", (f"{_BPE}::test_get_pair_counts",),
