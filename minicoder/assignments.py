@@ -171,7 +171,7 @@ ASSIGNMENTS = {
                      "FIM file by file inside a repository sample, one EOS at the end"),
             ),
             data=("data_samples/tokenizers/deepseek-coder", "data_samples/repos", "data_samples/benchmarks"),
-            chapters=("chapters/03_fim.ipynb", "chapters/03_fim.py"),
+            chapters=("chapters/03_fim.ipynb",),
             exercises=(),
         ),
         Assignment(
@@ -204,7 +204,7 @@ ASSIGNMENTS = {
                      "resolve Python's imports to files of the repository"),
             ),
             data=("data_samples/repos", "data_samples/tokenizers/deepseek-coder", "data_samples/benchmarks"),
-            chapters=("chapters/02_data.ipynb", "chapters/02_data.py"),
+            chapters=("chapters/02_data.ipynb",),
             exercises=(),
         ),
         Assignment(
@@ -237,7 +237,7 @@ ASSIGNMENTS = {
                      "everything together: verified candidates, union-find clusters"),
             ),
             data=("data_samples/repos", "data_samples/tokenizers/deepseek-coder", "data_samples/benchmarks"),
-            chapters=("chapters/02_data.ipynb", "chapters/02_data.py"),
+            chapters=("chapters/02_data.ipynb",),
             exercises=(),
         ),
         Assignment(
@@ -259,7 +259,7 @@ ASSIGNMENTS = {
                      "everything together on HumanEval and its infilling sets"),
             ),
             data=("data_samples/benchmarks", "data_samples/repos", "data_samples/tokenizers/deepseek-coder"),
-            chapters=("chapters/02_data.ipynb", "chapters/02_data.py"),
+            chapters=("chapters/02_data.ipynb",),
             exercises=(),
         ),
         Assignment(
