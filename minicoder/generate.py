@@ -48,9 +48,21 @@ from minicoder.tokenizer import FIM_BEGIN, FIM_END, FIM_HOLE
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Set all but the k largest logits of each row to -inf: [1, 3, 2], k=2 -> [-inf, 3, 2]."""
+    """Set all but the k largest logits of each row to -inf: [1, 3, 2], k=2 -> [-inf, 3, 2].
+
+    logits (..., V); k >= 1, and k >= V keeps everything. A logit equal to the k-th largest is kept
+    too, so ties at the boundary can leave more than k (as HF's TopKLogitsWarper does). Returns a
+    new tensor of the same shape and dtype; the input is not modified.
+
+    >>> top_k_filter(torch.tensor([[1.0, 3.0, 2.0]]), 2).tolist()
+    [[-inf, 3.0, 2.0]]
+    >>> top_k_filter(torch.tensor([[5.0, 1.0, 5.0, 0.0]]), 1).tolist()  # a tie for first: both stay
+    [[5.0, -inf, 5.0, -inf]]
+    """
+    # BEGIN ASSIGNMENT sampling
     kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[..., -1:]  # (B, 1)
     return logits.masked_fill(logits < kth, float("-inf"))  # (B, V)
+    # END ASSIGNMENT
 
 
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
@@ -58,18 +70,45 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
     probs [0.1, 0.4, 0.3, 0.2], p=0.6 -> keeps 0.4 and 0.3 (mass 0.7); the 0.2 token would only be
     needed for p > 0.7. The most likely token is always kept.
+
+    Rank the tokens of each row (..., V) by probability softmax(logits), highest first; among equal
+    probabilities the lower id ranks first. Keep a token when the mass of the tokens ranked above it
+    is still below p; so the kept set is the shortest prefix of the ranking whose mass reaches p (a
+    prefix reaching exactly p is enough). The rest become -inf; the input is not modified.
+
+    >>> logits = torch.tensor([0.1, 0.4, 0.3, 0.2]).log()
+    >>> top_p_filter(logits, 0.6).isfinite().tolist()  # which tokens stay
+    [False, True, True, False]
+    >>> top_p_filter(torch.zeros(4), 0.5).tolist()  # four tokens of 0.25 tie: the lower ids first
+    [0.0, 0.0, -inf, -inf]
     """
-    sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V) each
+    # BEGIN ASSIGNMENT sampling
+    sorted_logits, order = logits.sort(dim=-1, descending=True, stable=True)  # (B, V) each; ties: lower id first
     probs = sorted_logits.softmax(dim=-1)  # (B, V)
     mass_before = probs.cumsum(dim=-1) - probs  # (B, V) mass of the tokens ranked above
     drop_sorted = mass_before >= p  # the set had already reached p without this token
     drop = drop_sorted.scatter(-1, order, drop_sorted)  # (B, V) back in vocabulary order
     return logits.masked_fill(drop, float("-inf"))  # (B, V)
+    # END ASSIGNMENT
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One next-token id per row of logits (B, V) -> (B,)."""
+    """One next-token id per row of logits (B, V) -> (B,) int64.
+
+    temperature 0 is greedy: the argmax of each row (top_k and top_p play no part, and nothing is
+    drawn). Otherwise, in float32: divide the logits by the temperature, then apply
+    `top_k_filter` if top_k is given, then `top_p_filter` if top_p is given and below 1, and draw
+    one id per row from the softmax with torch.multinomial, passing `generator` so that a seeded
+    generator makes the draw repeatable.
+
+    >>> logits = torch.tensor([[0.0, 2.0, 1.0], [5.0, 0.0, 0.0]])
+    >>> sample_next(logits, temperature=0).tolist()
+    [1, 0]
+    >>> sample_next(logits, temperature=1.0, top_k=1, generator=torch.Generator().manual_seed(0)).tolist()
+    [1, 0]
+    """
+    # BEGIN ASSIGNMENT sampling
     if temperature == 0:
         return logits.argmax(dim=-1)  # (B,)
     logits = logits.float() / temperature  # (B, V)
@@ -79,6 +118,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
         logits = top_p_filter(logits, top_p)
     probs = logits.softmax(dim=-1)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
+    # END ASSIGNMENT
 
 
 def _check_sampling(max_new_tokens, temperature, top_k, top_p):

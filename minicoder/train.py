@@ -128,20 +128,44 @@ from minicoder.train_config import (  # noqa: F401  (re-exported: `from minicode
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warm-up, then DeepSeek's steps.
 
-    With lr=1, warmup_steps=10, max_steps=100: step 0 -> 0.1, 9 -> 1.0, 79 -> 1.0, 80 -> 0.316,
-    90 -> 0.316**2.
+    DeepSeek LLM (section 2.3), used by DeepSeek-Coder (section 3.4): during the first
+    cfg.warmup_steps steps the rate climbs linearly, lr * (step + 1) / warmup_steps, reaching
+    cfg.lr at the last warm-up step; then it stays at cfg.lr and is multiplied by cfg.decay_factor
+    (0.316) once the step reaches each point of cfg.decay_at (shares of cfg.max_steps, (0.8, 0.9):
+    a point is the step round(share * max_steps)). With warmup_steps 0 the first step runs at lr.
+
+    >>> cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=100)
+    >>> [round(lr_at(s, cfg), 6) for s in (0, 4, 9, 10, 79, 80, 89, 90, 99)]
+    [0.1, 0.5, 1.0, 1.0, 1.0, 0.316, 0.316, 0.099856, 0.099856]
     """
+    # BEGIN ASSIGNMENT training
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     passed = sum(step >= round(share * cfg.max_steps) for share in cfg.decay_at)
     return cfg.lr * cfg.decay_factor ** passed
+    # END ASSIGNMENT
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: matrices (2-D and up: linear weights, embeddings) decay; vectors (norm gains) don't."""
+    """AdamW groups: matrices (2-D and up: linear weights, embeddings) decay; vectors (norm gains) don't.
+
+    Returns two groups, in this order: {"params": [...], "weight_decay": weight_decay} with every
+    trainable parameter of 2 or more dimensions, and {"params": [...], "weight_decay": 0.0} with the
+    trainable ones of fewer. Each list follows model.parameters() order (a tied matrix appears once);
+    parameters with requires_grad False are in neither.
+
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))  # weights, biases, gains
+    >>> decay, no_decay = param_groups(model, 0.1)
+    >>> [tuple(p.shape) for p in decay["params"]], decay["weight_decay"]
+    ([(2, 3)], 0.1)
+    >>> [tuple(p.shape) for p in no_decay["params"]], no_decay["weight_decay"]
+    ([(2,), (2,), (2,)], 0.0)
+    """
+    # BEGIN ASSIGNMENT training
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # END ASSIGNMENT
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
