@@ -39,7 +39,7 @@ from minicoder.train import (
     read_metrics,
     train,
 )
-from minicoder.train_tiny import PARSE_HEADERS, function_body, parses
+from minicoder.train_tiny import PARSE_HEADERS
 
 FILES = ["bisect.py", "heapq.py", "colorsys.py", "keyword.py", "fnmatch.py", "this.py"]
 
@@ -249,19 +249,6 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tok, data, tmp_path):
 
 
 # -- the parse check and the command line ----------------------------------------
-
-
-def test_function_body_and_parse_check():
-    assert function_body("\n    return a + b\n\nprint(1)\n", True) == "\n    return a + b\n"
-    assert function_body("\n    x = 1\n\n    return x\n", True) == "\n    x = 1\n"  # a blank line ends it
-    assert function_body("\n    x = 1\n    return x", True) == "\n    x = 1\n    return x\n"
-    assert function_body("\n    return a +", True) == "\n    return a +\n"
-    assert function_body("\n    x = 1\n    return a +", False) == "\n    x = 1\n"  # cut for length
-    assert parses("def add(a, b):", "\n    return a + b\n\nclass Broken(:\n", True)
-    assert not parses("def add(a, b):", "\n    return a +", True)
-    assert parses("def add(a, b):", "\n    x = a\n    return x + (b", False)  # the cut line is dropped
-    assert not parses("def add(a, b):", "\nreturn a\n", True)  # empty body
-    assert len(PARSE_HEADERS) == 20 and all(h.startswith("def ") and h.endswith(":") for h in PARSE_HEADERS)
 
 
 @pytest.mark.slow

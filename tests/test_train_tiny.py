@@ -14,7 +14,7 @@ import pytest
 from minicoder.cli import main as cli_main
 from minicoder.config import ModelConfig
 from minicoder.train import TrainConfig
-from minicoder.train_tiny import plan_steps
+from minicoder.train_tiny import PARSE_HEADERS, function_body, parses, plan_steps
 
 
 def test_plan_steps_keeps_the_preset_when_it_fits_and_shrinks_it_when_not():
@@ -28,6 +28,30 @@ def test_plan_steps_keeps_the_preset_when_it_fits_and_shrinks_it_when_not():
     # the slack: a machine up to 15% too slow keeps the preset's steps (and the time limit guards it)
     steps, _ = plan_steps(model_config, cfg, seconds=50 * per_step / 1.1, slack=10.0)
     assert steps == 50
+
+
+def test_function_body_ends_where_python_ends_a_top_level_def():
+    assert function_body("\n    return a + b\n\nprint(1)\n", True) == "\n    return a + b\n"
+    # a blank line inside the body (between statements, or in a docstring) belongs to it
+    assert function_body("\n    x = 1\n\n    return x\n", True) == "\n    x = 1\n\n    return x\n"
+    doc = '\n    """One line.\n\n    More.\n    """\n    return 1\n\nclass C:\n'
+    assert function_body(doc, True) == doc[:doc.index("\n\nclass")] + "\n"
+    assert parses("def f():", doc, True) and not parses("def f():", doc, True, rule="blank-line")
+    assert function_body("\n    x = 1\n    return x", True) == "\n    x = 1\n    return x\n"
+    assert function_body("\n    return a +", True) == "\n    return a +\n"
+    assert function_body("\n    x = 1\n    return a +", False) == "\n    x = 1\n"  # cut for length
+    assert parses("def add(a, b):", "\n    return a + b\n\nclass Broken(:\n", True)
+    assert not parses("def add(a, b):", "\n    return a +", True)
+    assert parses("def add(a, b):", "\n    x = a\n    return x + (b", False)  # the cut line is dropped
+    assert not parses("def add(a, b):", "\nreturn a\n", True)  # empty body
+    assert len(PARSE_HEADERS) == 20 and all(h.startswith("def ") and h.endswith(":") for h in PARSE_HEADERS)
+
+
+def test_the_blank_line_rule_is_the_old_judge_and_rules_are_checked():
+    assert function_body("\n    x = 1\n\n    return x\n", True, rule="blank-line") == "\n    x = 1\n"
+    assert function_body("\n    return a + b\n\nprint(1)\n", True, rule="blank-line") == "\n    return a + b\n"
+    with pytest.raises(ValueError, match="unknown rule"):
+        function_body("\n    pass\n", True, rule="dedent")
 
 
 @pytest.mark.slow
