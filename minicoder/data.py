@@ -191,7 +191,8 @@ class TokenData:
         path = Path(path)
         meta_path = path / "meta.json"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{meta_path} not found; prepare the tokens first (minicoder train does it)")
+            raise FileNotFoundError(f"{meta_path} not found; make the tokens first with "
+                                    "`minicoder prepare --corpus DIR --out DIR` (or let `minicoder train --corpus` do it)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path} has format {meta.get('format')!r}, expected {FORMAT!r}; delete it to rebuild")

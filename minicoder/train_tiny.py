@@ -205,8 +205,9 @@ def _cli_train_tiny(args) -> int:
 
     model_config = ModelConfig.from_preset("tiny", vocab_size=tok.vocab_size)
     overrides = {"out_dir": args.out, "seed": args.seed}
-    if args.max_steps is not None:
-        overrides["max_steps"] = args.max_steps
+    if args.max_steps is not None:  # a shorter run keeps its warm-up to a tenth of it
+        warmup = TrainConfig.from_preset("tiny").warmup_steps
+        overrides.update(max_steps=args.max_steps, warmup_steps=min(warmup, args.max_steps // 10))
     cfg = TrainConfig.from_preset("tiny", **overrides)
     run = Path(args.out)
     if args.retrain and find_checkpoint(run) is not None:
