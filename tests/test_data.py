@@ -191,7 +191,7 @@ def test_errors_are_one_line(tmp_path):
     make_corpus(tmp_path / "corpus")
     with pytest.raises(ValueError, match="pass --ext"):
         prepare_tokens(ByteTokenizer(), tmp_path / "corpus", ext=".rs", cache_dir=tmp_path, progress=False)
-    with pytest.raises(FileNotFoundError, match="prepare the tokens first"):
+    with pytest.raises(FileNotFoundError, match="make the tokens first with `minicoder prepare"):
         TokenData.load(tmp_path / "nothing")
 
 
