@@ -17,7 +17,7 @@ TORCH_SPEC ?= torch==2.13.0
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-fast lint train-tiny student grade chapters chapters-build bench-tokenizer bench-train bench-data clean
+.PHONY: setup test test-fast lint train-tiny student grade chapters chapters-build bench-tokenizer bench-train bench-train-tiny bench-data clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,9 @@ chapters-build: setup
 
 bench-tokenizer: setup
 	$(PY) benchmarks/tokenizer.py
+
+bench-train-tiny: setup
+	$(PY) benchmarks/train_tiny.py --cold
 
 bench-train: setup
 	$(PY) benchmarks/train.py
