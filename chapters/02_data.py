@@ -301,18 +301,26 @@ print("...", sample[max(at - 200, 0):at + 700], "...")
 # 1. **Boundaries** (section 1; needs only `minicoder/filters.py`, which no assignment stubs). Write a Python
 #    file whose average line length is exactly 100.5 and predict what `filters.check` says; then read
 #    `avg_line_length` and `tests/test_filters.py` to confirm.
-# 2. **A new language** (section 2; needs all of `depsort`: `find_dependencies`, the components,
-#    `topological_sort`). Add Kotlin to `depsort.FINDERS` (`import a.b.C`, same-package references like Java).
+# 2. **A new language** (section 2; needs every function of the `depsort` assignment:
+#    `weakly_connected_components`, `paper_order`, `strongly_connected_components`, `cycle_aware_order`,
+#    `python_dependencies`). Add Kotlin to `depsort.FINDERS` (`import a.b.C`, same-package references like Java).
 #    Write a three-file repository under `data_samples/repos/`, its graph in `EXPECTED.json`, and run `pytest
 #    tests/test_depsort.py`.
-# 3. **Ties** (section 2; needs all of `depsort`). DeepSeek breaks ties at random. Change the tie-break of
-#    `topological_sort` to a seeded random choice and measure, on the `email` package, how many edges outside
-#    cycles each method gets wrong over 100 seeds (the `check_order` helper in `tests/test_depsort.py` counts
-#    them).
-# 4. **Dedup granularity** (section 5; `prepare` needs every step: `depsort`, `dedup`, `decontam`). Run `prepare`
+# 3. **Ties** (section 2; needs every function of `depsort`). DeepSeek breaks ties at random. Change the tie-break
+#    of `paper_order` and `cycle_aware_order` to a seeded random choice and measure, on the `email` package, how
+#    many edges outside cycles each method gets wrong over 100 seeds (the `check_order` helper in
+#    `tests/test_depsort.py` counts them).
+# 4. **Dedup granularity** (section 5; `prepare` needs every step: every function of the `depsort`, `dedup` and
+#    `decontam` assignments). Run `prepare`
 #    on a corpus holding two copies of `python_calc` that differ in one file, and a third repository that vendors
 #    one of its files. Which repositories go? What would file-level dedup (`dedup.deduplicate` over the files)
 #    remove instead, and why does section 2.3 avoid that?
-# 5. **Decontamination tokens** (section 4; needs `Decontaminator.ngrams` and `.check`). Re-run section 4 with
-#    `Decontaminator.from_humaneval(pattern=decontam.CODE_TOKENS)` over the top-level standard-library modules
+# 5. **Decontamination tokens** (section 4; needs `Decontaminator.ngrams`, `.add` and `.check`). Re-run section 4
+#    with `Decontaminator.from_humaneval(pattern=decontam.CODE_TOKENS)` over the top-level standard-library modules
 #    and compare the number of files dropped.
+# 6. **Bands and rows** (section 3; needs `shingles`, `universal_hash`, `minhash_signatures`, `optimal_bands_rows`
+#    and `lsh_buckets`). `near_duplicate_clusters` compares only the pairs that share a bucket in some band, with
+#    the `(bands, rows)` that `optimal_bands_rows(0.7, 256)` picks. Draw that S-curve, `1 - (1 - s^rows)^bands`,
+#    over the histogram above; count the candidate pairs that `lsh_buckets(sig, bands, rows)` gives and how many
+#    of them lie below the threshold; then try `(128, 2)` and `(8, 32)`. What does each choice cost in pairs to
+#    verify, and which near-duplicates does it miss?

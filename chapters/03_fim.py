@@ -272,18 +272,19 @@ show(*pieces, (rest, "plain"), title="one repository sample, file-level FIM")
 # Each exercise names the sections it builds on and the functions of `minicoder/fim.py` they need; in a student
 # copy of the assignment, the chapter's two set-up cells and those sections run as soon as these are written.
 #
-# 1. **The other SPM** (sections 1 and 2; needs `split_fim`, `format_fim`, `restore_fim`). Bavarian et al.'s main
-#    SPM layout is `<SUF>suffix<PRE>prefix<MID>middle`. Write it with DeepSeek's three tokens, extend
+# 1. **The other SPM** (sections 1 and 2; needs `split_fim` and `format_fim`; `restore_fim` is given). Bavarian et
+#    al.'s main SPM layout is `<SUF>suffix<PRE>prefix<MID>middle`. Write it with DeepSeek's three tokens, extend
 #    `restore_fim` to undo it, and say why an editor's cache prefers variant 2.
-# 2. **Line-level cuts** (section 5; needs `split_fim`, `format_fim`, `apply_fim`). HumanEval's single-line
-#    infilling hides one whole line. Write a `split_fim` variant that cuts only at line boundaries and compare
-#    the histogram of middle shares with the one above.
-# 3. **Context-level FIM** (section 6; needs `split_fim`, `encode_fim_files`). Here FIM is applied to each file
-#    of a repository sample before packing. Sketch the version that cuts a packed 4,096-token training window
-#    instead (what happens to the EOS tokens inside it?).
-# 4. **The seam** (section 3; needs `split_fim`, `format_fim`, `apply_fim`, `encode_fim_files`, `encode_fim`).
+# 2. **Line-level cuts** (section 5; needs `split_fim` and `format_fim`, which `apply_fim` calls). HumanEval's
+#    single-line infilling hides one whole line. Write a `split_fim` variant that cuts only at line boundaries and
+#    compare the histogram of middle shares with the one above.
+# 3. **Context-level FIM** (section 6; needs `split_fim`, `fim_ids` and `encode_fim_files`). Here FIM is applied to
+#    each file of a repository sample before packing. Sketch the version that cuts a packed 4,096-token training
+#    window instead (what happens to the EOS tokens inside it?).
+# 4. **The seam** (section 3; needs all four: `split_fim`, `format_fim`, `fim_ids` and `encode_fim_files`, which
+#    `apply_fim` and `encode_fim` call).
 #    Find a document and cut points for which PSM's ids differ from encoding the joined string with a tokenizer
 #    that *does not* cut at special tokens first. What goes wrong?
-# 5. **Rate** (section 5; needs `split_fim`, `format_fim`, `apply_fim`). Bavarian et al. report that FIM rates up
+# 5. **Rate** (section 5; needs `split_fim` and `format_fim`). Bavarian et al. report that FIM rates up
 #    to 0.9 cost almost nothing in left-to-right perplexity. What fraction of training tokens are then predicted
 #    with only left context? (Use the 2(1 - m) density.)

@@ -74,9 +74,12 @@ torch.manual_seed(0)
 # turn pair `i` of the vector at position `m` by the angle `m * theta_i`, with `theta_i = base^(-2i/head_dim)`.
 # Pair 0 turns by one radian per position; the last pair turns very slowly. DeepSeek-Coder uses `base = 100,000`.
 #
-# minicoder pairs dimension `j` with `j + head_dim/2` ("rotate half", as HF `transformers` does), so DeepSeek's
-# HF weights load unchanged. Below, one 8-dimensional vector is rotated to positions 0..15 with `apply_rope`, and
-# we follow two of its four pairs around their circles.
+# minicoder pairs dimension `j` with `j + head_dim/2` ("rotate half", as HF `transformers` does), so DeepSeek's HF
+# weights load unchanged: `rotate_half` maps the halves `[x1, x2]` to `[-x2, x1]`, and `apply_rope` computes
+# `x * cos + rotate_half(x) * sin` from the tables of `rope_cos_sin` (built from `rope_angles`, the positions times
+# the speeds of `rope_frequencies`); `apply_rope_naive` does the same with complex numbers. Below, one
+# 8-dimensional vector is rotated to positions 0..15 with `apply_rope`, and we follow two of its four pairs around
+# their circles.
 
 # %%
 head_dim, T = 8, 16
@@ -258,7 +261,8 @@ plt.tight_layout(); plt.show()
 # Recomputing costs more with every token, in proportion to the length of the sequence, while the cached step
 # stays flat, so the ratio grows with the length: over a 16K context it
 # would be in the thousands.
-#
+
+# %% [markdown]
 # ## 4. The learning rate
 #
 # `minicoder/train.py` follows DeepSeek-Coder section 3.4 (and DeepSeek LLM section 2.3): AdamW with
@@ -388,10 +392,10 @@ print("bitwise equal: ", straight == part1 + part2)
 # Each exercise names the functions of minicoder it needs; in a student copy of the assignment, the chapter's
 # two set-up cells and the section it names run as soon as those are written.
 #
-# 1. **Meta's pairing** (section 1; needs `rope_frequencies`, `rope_angles`, `rope_cos_sin`, `apply_rope` and
-#    `apply_rope_naive`). LLaMA's original code rotates adjacent dimensions `(0, 1), (2, 3), ...`. Write that
-#    variant and find the permutation of the rows of `wq` and `wk` that makes it compute the same scores as
-#    `apply_rope` (this is what HF's LLaMA conversion script does). Check it with `score(m, n)`.
+# 1. **Meta's pairing** (section 1; needs `rope_frequencies`, `rope_angles`, `rope_cos_sin`, `rotate_half`,
+#    `apply_rope` and `apply_rope_naive`). LLaMA's original code rotates adjacent dimensions `(0, 1), (2, 3), ...`.
+#    Write that variant and find the permutation of the rows of `wq` and `wk` that makes it compute the same scores
+#    as `apply_rope` (this is what HF's LLaMA conversion script does). Check it with `score(m, n)`.
 # 2. **Sliding windows** (section 2; needs the whole transformer). Change the mask so that position `t` sees only
 #    the last `W` positions (Mistral). Redo the "which logits move" plot: what should it look like now? What does
 #    the KV cache need to keep?
@@ -401,7 +405,9 @@ print("bitwise equal: ", straight == part1 + part2)
 # 4. **Schedules** (section 4; needs only `lr_at`, then section 5 for the run). DeepSeek-Coder-V2 uses cosine
 #    decay instead of the multi-step schedule. Add it as an option of `lr_at`, plot both, train the short run
 #    with each for the same number of steps, and compare validation bits per byte.
-# 5. **What decays** (section 5; needs `param_groups`). Put the RMSNorm gains into the decayed group and rerun.
-#    Why do LLaMA and nanoGPT exempt vectors?
-# 6. **Bits per byte** (section 5; needs `bits_per_byte`). Train the short run with `vocab_size=512` and `2048`.
-#    Which has the lower loss per token, and which the lower bits per byte? Why is only the second comparison fair?
+# 5. **What decays** (section 5; needs `param_groups`, and `lr_at` and `bits_per_byte` for the run; the
+#    transformer's functions and the sampling ones, `top_k_filter` and `sample_next`, come solved in the `training`
+#    package). Put the RMSNorm gains into the decayed group and rerun. Why do LLaMA and nanoGPT exempt vectors?
+# 6. **Bits per byte** (section 5; needs `bits_per_byte`, and `lr_at` and `param_groups` for the run). Train the
+#    short run with `vocab_size=512` and `2048`. Which has the lower loss per token, and which the lower bits per
+#    byte? Why is only the second comparison fair?

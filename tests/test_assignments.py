@@ -1,12 +1,14 @@
 """The course-assignment mechanism, checked the same way for every assignment.
 
-Run: .venv/bin/pytest tests/test_assignments.py -q     (about 100 s on 2 busy cores; -m "not slow": about 30 s)
+Run: .venv/bin/pytest tests/test_assignments.py -q     (about 4 min on 2 busy cores; -m "not slow": about 30 s)
 
 For each assignment: its parts are exactly its fenced functions and name real tests; the student
-package holds no solution region; the stubs fail every graded test cleanly (failures, not errors);
-the reference, put back into the package, scores full marks through the package's own grader; the
-chapter exercises run with only the functions they ask for. Then a scripted walk-through (one
-function right, one wrong), a timeout, and a train_merges that delegates to the naive trainer.
+package holds no solution region; its requirements.txt brings every third-party module that its graded
+tests and chapters import; the stubs fail every graded test cleanly (failures, not errors); the
+reference, put back into the package, scores full marks through the package's own grader; each chapter
+exercise it declares names the sections and functions its chapter's text names, and those sections run
+in its student package with only those functions written. Then a scripted walk-through (one function
+right, one wrong), a timeout, and a train_merges that delegates to the naive trainer.
 """
 
 import ast
@@ -25,6 +27,20 @@ from minicoder.assignments import ASSIGNMENTS, find_regions, grade, make_student
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = sorted(ASSIGNMENTS)
+
+
+@pytest.fixture(scope="module")
+def stubbed(tmp_path_factory):
+    """stubbed(name): the assignment's student package, made once for this file's tests, which only read it."""
+    made = {}
+
+    def package(name: str) -> Path:
+        if name not in made:
+            made[name] = tmp_path_factory.mktemp(f"{name}-package")
+            make_student_copy(name, made[name])
+        return made[name]
+
+    return package
 
 
 def test_stub_source_replaces_regions_and_keeps_docstrings():
@@ -115,10 +131,9 @@ def normalised(path: Path) -> str:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_package_layout_and_no_solution_region(tmp_path, name):
+def test_package_layout_and_no_solution_region(stubbed, name):
     a = ASSIGNMENTS[name]
-    out = tmp_path / "pkg"
-    make_student_copy(name, out)
+    out = stubbed(name)
     for rel in ["minicoder/__init__.py", "minicoder/assignments.py", "ASSIGNMENT.md", "Makefile", "pytest.ini",
                 "requirements.txt", *assignments.ALWAYS_COPIED, *a.test_files, *a.data, *a.chapters]:
         assert (out / rel).exists(), rel
@@ -148,10 +163,9 @@ def grade_quiet(name, student, **kw):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_stubs_fail_every_graded_test_cleanly(tmp_path, name):
+def test_stubs_fail_every_graded_test_cleanly(stubbed, name):
     """Slow tests included: on stubs they fail at once."""
-    make_student_copy(name, tmp_path)
-    result = grade_quiet(name, tmp_path)
+    result = grade_quiet(name, stubbed(name))
     records = result["records"]
     assert records and all(r["outcome"] == "failed" for r in records), result["table"]
     assert all(r["phase"] == "call" for r in records), "a fixture called a stub (an error, not a failure)"
@@ -248,14 +262,15 @@ def test_train_merges_that_calls_the_naive_trainer_fails(tmp_path):
 
 
 def exercise_script(package: Path, exercise) -> str:
-    """The chapter's set-up cells and the exercise's section, as one script."""
+    """The chapter's set-up cells (those before its first "## " heading) and the exercise's sections, as one
+    script. A heading may sit anywhere in a markdown cell; the last one in a cell says where its code goes."""
     nb = nbformat.read(package / exercise.chapter, as_version=4)
     setup, section, where = [], [], "setup"
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.startswith("## "):
-            if cell.source.startswith(exercise.start):
+        for heading in re.findall(r"^## .*", cell.source, re.M) if cell.cell_type == "markdown" else []:
+            if heading.startswith(exercise.start):
                 where = "in"
-            elif exercise.stop and cell.source.startswith(exercise.stop):
+            elif exercise.stop and heading.startswith(exercise.stop) and where == "in":
                 where = "done"
             elif where == "setup":
                 where = "before"  # sections before the exercise's are not run
@@ -265,20 +280,177 @@ def exercise_script(package: Path, exercise) -> str:
     return "\n\n".join(setup + section)
 
 
-@pytest.mark.parametrize("name, number", [(a.name, e.number) for a in ASSIGNMENTS.values() for e in a.exercises])
-def test_exercise_runs_with_only_its_functions(tmp_path, name, number):
-    exercise = next(e for e in ASSIGNMENTS[name].exercises if e.number == number)
+def run_exercise(package: Path, exercise) -> subprocess.CompletedProcess:
+    """Run the exercise's script in the package's chapters/ folder, as the notebook would (no kernel: cheaper)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MINICODER_STUDENT", "PYTHONPATH")}
+    env.update(MPLBACKEND="Agg", OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "PASSIVE"))
+    check = ("\nimport minicoder, pathlib\n"
+             "assert pathlib.Path(minicoder.__file__).resolve().is_relative_to(pathlib.Path('..').resolve())\n")
+    return subprocess.run([sys.executable, "-c", exercise_script(package, exercise) + check],
+                          cwd=(package / exercise.chapter).parent, env=env, capture_output=True, text=True, timeout=600)
+
+
+def exercise_runs() -> dict[str, tuple[str, list]]:
+    """Each distinct check once: {test id: (assignment, its exercises)}. Exercises that run the same sections with
+    the same functions stubbed (chapter 2's 2 and 3; its 4, which every data assignment declares with all of its
+    functions, so nothing is stubbed) share one run."""
+    runs: dict[tuple, list[tuple[str, object]]] = {}
+    for a in ASSIGNMENTS.values():
+        for e in a.exercises:
+            stubbed = frozenset(a.functions) - set(e.functions)
+            runs.setdefault((e.chapter, e.start, e.stop, stubbed), []).append((a.name, e))
+    ids = {}
+    for run in runs.values():
+        names = "+".join(dict.fromkeys(name for name, _ in run))
+        numbers = ",".join(str(n) for n in sorted({e.number for _, e in run}))
+        ids[f"{names}-{Path(run[0][1].chapter).stem[:2]}-exercise-{numbers}"] = (run[0][0], [e for _, e in run])
+    return ids
+
+
+EXERCISE_RUNS = exercise_runs()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", sorted(EXERCISE_RUNS))
+def test_exercise_runs_with_only_its_functions(tmp_path, run):
+    """The exercise's sections run in the assignment's student package with only its functions written (the
+    assignment's others stubbed, other assignments' solved): the package that a student actually has."""
+    name, (exercise, *_) = EXERCISE_RUNS[run]
     keep = tuple(f.split(":", 1)[1] for f in exercise.functions)
     make_student_copy(name, tmp_path, keep=keep)
-    script = exercise_script(tmp_path, exercise)
-    assert any(k in script for k in keep)
-    env = {k: v for k, v in os.environ.items() if k not in ("MINICODER_STUDENT", "PYTHONPATH")}
-    env["MPLBACKEND"] = "Agg"
-    chapter_dir = (tmp_path / exercise.chapter).parent
-    check = "\nimport minicoder, pathlib\nassert pathlib.Path(minicoder.__file__).resolve().is_relative_to(pathlib.Path('..').resolve())\n"
-    proc = subprocess.run([sys.executable, "-c", script + check], cwd=chapter_dir, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_exercise(tmp_path, exercise)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_exercise_check_sees_a_missing_function(tmp_path):
+    """The check above is not vacuous: chapter 3's sections 1 and 2 fail once split_fim is a stub too."""
+    exercise = next(e for e in ASSIGNMENTS["fim"].exercises if e.number == 1)
+    make_student_copy("fim", tmp_path, keep=("format_fim",))
+    proc = run_exercise(tmp_path, exercise)
+    assert proc.returncode != 0 and "implement split_fim" in proc.stderr, proc.stderr[-2000:]
+
+
+EXERCISE_ITEM = re.compile(r"^# (\d+)\. \*\*[^*]+\*\* \((sections? [^;)]*)", re.M)
+
+
+def section_numbers(words: str) -> set[int]:
+    """ "sections 1 and 2" -> {1, 2}; "sections 3 to 8" -> {3, ..., 8}; "section 5" -> {5}."""
+    numbers = [int(n) for n in re.findall(r"\d+", words)]
+    return set(range(numbers[0], numbers[-1] + 1)) if " to " in words else set(numbers)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exercises_match_their_chapters_text(name):
+    """Each declared exercise is in its chapter's list, runs the sections the text names, and its functions are
+    named there (or the text says it needs every function); and every exercise of the chapter's list that says
+    what it "needs" is declared by one of the chapter's assignments."""
+    for e in ASSIGNMENTS[name].exercises:
+        source = (REPO / e.chapter).with_suffix(".py").read_text(encoding="utf-8")
+        headings = re.findall(r"^# (## .*)", source, re.M)
+        exercises = source[source.index("# ## Exercises"):]
+        items = {int(n): words for n, words in EXERCISE_ITEM.findall(exercises)}
+        assert e.number in items, f"{e.chapter} has no exercise {e.number} naming its section"
+        first = next(i for i, h in enumerate(headings) if h.startswith(e.start))
+        last = next((i for i, h in enumerate(headings) if e.stop and h.startswith(e.stop)), len(headings))
+        ran = {int(m[1]) for h in headings[first:last] if (m := re.match(r"## (\d+)\.", h))}
+        assert ran == section_numbers(items[e.number]), (e, items[e.number])
+        item = re.split(r"^# \d+\. \*\*", exercises[exercises.index(f"# {e.number}. **") + 3:], flags=re.M)[0]
+        if set(e.functions) != set(ASSIGNMENTS[name].functions):
+            for f in e.functions:
+                short = f.split(":", 1)[1].split(".")[-1]
+                assert re.search(rf"\b{short}\b", item), f"{e.chapter} exercise {e.number} does not name {short}"
+    for chapter in {e.chapter for e in ASSIGNMENTS[name].exercises}:
+        source = (REPO / chapter).with_suffix(".py").read_text(encoding="utf-8")
+        source = source[source.index("# ## Exercises"):]
+        declared = {e.number for a in ASSIGNMENTS.values() for e in a.exercises if e.chapter == chapter}
+        needs = {int(n) for n, words in re.findall(r"^# (\d+)\. \*\*[^*]+\*\* \(([^)]*)", source, re.M)
+                 if "needs" in words and "no assignment" not in words}
+        assert needs <= declared, f"{chapter}: exercises {sorted(needs - declared)} are declared by no assignment"
+
+
+def third_party_modules(paths: list[Path]) -> set[str]:
+    """The top-level modules that these files (and the minicoder modules they import, transitively) load:
+    import statements anywhere in them, and the names given to pytest.importorskip, importlib.import_module
+    and importlib.resources.files. Standard-library modules and minicoder itself are left out."""
+    todo, seen, found = list(paths), set(), set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        if path.suffix == ".ipynb":
+            cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+            sources = ["\n".join(x for x in c.splitlines() if not x.lstrip().startswith(("%", "!"))) for c in cells]
+        else:
+            sources = [path.read_text(encoding="utf-8")]
+        names = set()
+        for node in (n for src in sources for n in ast.walk(ast.parse(src))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+                  and isinstance(node.args[0].value, str)
+                  and getattr(node.func, "attr", getattr(node.func, "id", None)) in {"importorskip", "import_module",
+                                                                                     "files"}):
+                names.add(node.args[0].value)
+        for module in names:
+            top = module.split(".")[0]
+            if top == "minicoder":
+                for candidate in (REPO / f"{module.replace('.', '/')}.py", REPO / module.replace(".", "/") / "__init__.py"):
+                    if candidate.is_file():
+                        todo.append(candidate)
+            elif top not in sys.stdlib_module_names:
+                found.add(top)
+    return found
+
+
+def installs(requirements: list[str]) -> set[str]:
+    """The distributions that `pip install` of these requirements brings in (as installed here), normalised."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    todo, found = [Requirement(r) for r in requirements], set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            deps = requires(req.name) or []
+        except PackageNotFoundError:
+            continue
+        for dep in map(Requirement, deps):
+            if dep.marker is None or dep.marker.evaluate({"extra": ""}):
+                todo.append(dep)
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_requirements_cover_what_the_tests_and_chapters_import(stubbed, name):
+    """A student's `make setup` installs requirements.txt: it must bring every third-party module that the
+    assignment's graded tests, conftest and chapters import (a missing one skips or fails graded tests)."""
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    a, package = ASSIGNMENTS[name], stubbed(name)
+    files = [package / f for f in (*assignments.ALWAYS_COPIED, *a.test_files, *a.chapters)]
+    lines = (package / "requirements.txt").read_text(encoding="utf-8").split()
+    installed = installs(lines)
+    owners = packages_distributions()
+    missing = {m: owners.get(m) for m in third_party_modules(files)
+               if not any(canonicalize_name(d) in installed for d in owners.get(m, []))}
+    assert not missing, f"{name}: requirements.txt lacks the distributions of {missing}; add them to `requires`"
+
+
+def test_requirements_name_dev_packages():
+    with pytest.raises(ValueError, match="pyproject.toml's dev list lacks"):
+        assignments._requirements(assignments.Assignment("demo", "demo", parts=(), requires=("no-such-package",)))
 
 
 def test_cli_list_shows_functions_and_tests(capsys):
@@ -296,4 +468,4 @@ def test_cli_grade_errors_are_one_line(tmp_path, capsys):
     make_student_copy("tokenizer", tmp_path / "s")
     assert cli.main(["assignment", "grade", "tokenizer", "--student", str(tmp_path / "s"), "--only", "nope"]) == 1
     assert "--only 'nope' is not a part of tokenizer" in capsys.readouterr().err
-    assert json.loads(json.dumps(assignments._requirements()))  # pyproject's lists parse
+    assert json.loads(json.dumps(assignments._requirements(ASSIGNMENTS["tokenizer"])))  # pyproject's lists parse
