@@ -48,6 +48,14 @@ CONFIGS = {
     # a longer context (windows of 512, 4 a step): the full-split score gives each token more context
     "d192-t512-1400": (4096, dict(d_model=192, n_heads=6, n_kv_heads=3, d_ff=512, max_seq_len=512),
                        dict(max_steps=1400, seq_len=512, batch_size=4)),
+    # smaller batches, more steps: 4 windows of 256 (1,024 tokens) a step cost half as much on a CPU
+    "d192-b4-3000": (4096, dict(d_model=192, n_heads=6, n_kv_heads=3, d_ff=512),
+                     dict(max_steps=3000, batch_size=4, warmup_steps=80)),
+    # the same as d192-1500, on the pipeline with FIM per file (round 1 ran on FIM per sample)
+    "d192-1500-v2": (4096, dict(d_model=192, n_heads=6, n_kv_heads=3, d_ff=512), dict(max_steps=1500)),
+    "d192-1500-lr4e-3": (4096, dict(d_model=192, n_heads=6, n_kv_heads=3, d_ff=512), dict(max_steps=1500, lr=4e-3)),
+    "d192-t512-b2-2400": (4096, dict(d_model=192, n_heads=6, n_kv_heads=3, d_ff=512, max_seq_len=512),
+                          dict(max_steps=2400, batch_size=2, seq_len=512, warmup_steps=80)),
 }
 
 
