@@ -648,6 +648,27 @@ class _SigintFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def fit_steps_to_time(cfg: TrainConfig, step: int, steps_done: int, seconds_done: float,
+                      seconds_left: float, margin: float = 0.9) -> TrainConfig:
+    """cfg with max_steps shortened to what the pace so far fits in `seconds_left`, if it must be.
+
+    Only while the first decay point (a share of max_steps) is still ahead, so the schedule the run
+    has followed so far, warm-up and constant rate, is the same under the new max_steps; the new
+    max_steps keeps that point ahead of `step`. The pace is seconds_done / steps_done, evaluations
+    and checkpoints included, and only `margin` of the time left is planned, which keeps the rest
+    for a slower stretch later. With 3,000 steps planned, 100 done in 60 s and 300 s left: 0.6 s a
+    step, 450 more fit in 270 s, so max_steps becomes 550 (its first drop, at 80%, is step 440).
+    """
+    first_drop = round(cfg.decay_at[0] * cfg.max_steps) if cfg.decay_at else cfg.max_steps
+    if steps_done <= 0 or step >= first_drop or seconds_left <= 0:
+        return cfg
+    fits = step + int(margin * seconds_left / (seconds_done / steps_done))
+    if fits >= cfg.max_steps:
+        return cfg
+    least = math.floor(step / cfg.decay_at[0]) + 1 if cfg.decay_at else step + 1  # first drop still ahead
+    return dataclasses.replace(cfg, max_steps=max(fits, least, cfg.warmup_steps + 1))
+
+
 def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenizer, resume: bool = False,
           stop_after: int | None = None, progress: bool = True, on_step=None, run_args: dict | None = None,
           resume_command: str | None = None) -> dict:
@@ -789,17 +810,21 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         timing["checkpoint"] = time.monotonic() - t
         return path
 
+    def reserve_s() -> float:
+        """Seconds the end of the run needs: the final evaluations and checkpoint (estimated)."""
+        per_window = timing["eval"] / sampled_windows if "eval" in timing else \
+            timing["step"] / (3 * cfg.grad_accum * cfg.batch_size)  # a forward pass ~ 1/3 of a step
+        reserve = per_window * sampled_windows + timing.get("checkpoint", 1.0)
+        if cfg.eval_full:
+            reserve += per_window * len(data.splits["val"]) / cfg.seq_len
+        return reserve
+
     def stop_reason(extra: float, interrupt: bool) -> str | None:
         """"interrupted" after a Ctrl-C, "time_limit" if `extra` more seconds plus the final evaluations
         and checkpoint would pass the limit, else None; every rank takes the same decision."""
         late = False
         if cfg.time_limit_s is not None:
-            per_window = timing["eval"] / sampled_windows if "eval" in timing else \
-                timing["step"] / (3 * cfg.grad_accum * cfg.batch_size)  # a forward pass ~ 1/3 of a step
-            reserve = per_window * sampled_windows + timing.get("checkpoint", 1.0)
-            if cfg.eval_full:
-                reserve += per_window * len(data.splits["val"]) / cfg.seq_len
-            late = time.monotonic() - t_start + extra + reserve > cfg.time_limit_s
+            late = time.monotonic() - t_start + extra + reserve_s() > cfg.time_limit_s
         if dist.world_size > 1:
             flags = torch.tensor([float(late), float(interrupt)], device=device)
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
@@ -812,6 +837,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not (progress and dist.is_main),
                dynamic_ncols=True)
     t_log, steps_timed = time.monotonic(), 0
+    t_loop, step_begin = time.monotonic(), step  # this process's pace, for fit_to_time_limit
     model.train()
     with _SigintFlag() as sigint:
         while step < cfg.max_steps:
@@ -878,6 +904,11 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                               f"(sampled: {sampled_windows} windows)")
             if step % cfg.checkpoint_interval == 0 and step < cfg.max_steps and stop_after != step:
                 checkpoint(False, None, val, None)
+            if (cfg.fit_to_time_limit and cfg.time_limit_s is not None and dist.world_size == 1
+                    and step % cfg.log_interval == 0):
+                cfg = fit_steps_to_time(cfg, step, step - step_begin, time.monotonic() - t_loop,
+                                        cfg.time_limit_s - (time.monotonic() - t_start) - reserve_s())
+                bar.total = cfg.max_steps
             if on_step is not None:
                 on_step(step)
         bar.close()

@@ -57,6 +57,11 @@ class TrainConfig:
         compile: wrap the model in torch.compile (worth it on a GPU; slow to start on a CPU).
         time_limit_s: stop cleanly after this many seconds of this process's training, including
             the final evaluation and checkpoint; None for no limit.
+        fit_to_time_limit: with time_limit_s, shorten max_steps during the run, while the first decay
+            point is still ahead, to the steps the measured pace fits in the limit, so a slow or
+            slowed-down machine still runs the whole schedule (warm-up, both drops) instead of being
+            cut before its decay. Single process only (ignored under torchrun). The shortened
+            max_steps is what trainer.json records and what a resume continues.
         init_from: a run or checkpoint directory whose weights start this run (the 16K stage starts
             from stage 1's); its model may differ in context and RoPE only. The optimizer and the
             schedule start fresh. Ignored on resume. None: random init (ModelConfig.init_scheme).
@@ -86,6 +91,7 @@ class TrainConfig:
     dtype: str = "auto"
     compile: bool = False
     time_limit_s: float | None = None
+    fit_to_time_limit: bool = False
     eval_full: bool = True
     init_from: str | None = None
     out_dir: str = "runs/train"
@@ -142,7 +148,7 @@ class TrainConfig:
 
 
 # Fields that say how this process runs, not what the run is: `--resume` may change them.
-RUN_CONTROL = ("time_limit_s", "device", "compile", "eval_full", "init_from", "out_dir", "keep_checkpoints")
+RUN_CONTROL = ("time_limit_s", "fit_to_time_limit", "device", "compile", "eval_full", "init_from", "out_dir", "keep_checkpoints")
 
 # DeepSeek-Coder, table 2 and section 3.4: stage 1 sees 1.8T tokens in windows of 4,096; the rate
 # warms up for 2,000 steps. Micro-batch x grad_accum = the paper's batch; set grad_accum to fit your GPUs.

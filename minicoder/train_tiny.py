@@ -95,7 +95,7 @@ def register_cli(sub) -> None:
     t.add_argument("--cache-dir", default=".cache", help="where the tokenizer and tokens are cached (default: .cache)")
     t.add_argument("--budget-s", type=float, default=BUDGET_S,
                    help=f"wall-clock budget of the whole command, every phase included (default: {BUDGET_S:.0f}); "
-                        "on a machine too slow for the preset's steps, fewer steps are planned up front")
+                        "a machine too slow for the preset's steps shortens the run while its rate is at its peak")
     t.add_argument("--max-steps", type=int, default=None,
                    help="optimizer steps (default: the tiny preset's); 0 trains nothing and evaluates the initial model")
     t.add_argument("--retrain", action="store_true", help="delete the run in --out and train again from scratch")
@@ -138,40 +138,6 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 128)
     return {"fibonacci": fib, "fim": {"prefix": prefix, "suffix": suffix, "middle": middle},
             "parse_ok": sum(r["parses"] for r in results), "parse_total": len(results),
             "parse_ok_blank_line_rule": sum(r["parses_blank_line_rule"] for r in results), "parse_results": results}
-
-
-def plan_steps(model_config: ModelConfig, cfg: TrainConfig, seconds: float, slack: float = 1.15) -> tuple[int, float]:
-    """(steps, s/step): the preset's steps, or fewer when a few timed steps say they would not fit.
-
-    Times 5 optimizer steps (after one warm-up) of the real shapes on random tokens and takes the
-    fastest: what the machine can do, not what a neighbour's burst left of it (a run planned on the
-    median of a moment of CPU steal trained 667 steps and finished with 3 of its 10 minutes unused).
-    Only a machine more than `slack` times too slow gets fewer steps; the training loop's time
-    limit catches a slowdown later.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from minicoder.model import Transformer
-    from minicoder.train import make_optimizer
-
-    model = Transformer(model_config)
-    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, model_config.vocab_size, (cfg.batch_size, cfg.seq_len), generator=gen)  # (B, T)
-    times = []
-    for _ in range(6):
-        t = time.perf_counter()
-        for _ in range(cfg.grad_accum):
-            F.cross_entropy(model(x).flatten(0, 1), x.flatten()).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t)
-    per_step = min(times[1:])  # the first step warms up
-    if cfg.max_steps * per_step <= slack * seconds:
-        return cfg.max_steps, per_step
-    return max(1, int(seconds / per_step)), per_step
 
 
 def _cli_train_tiny(args) -> int:
@@ -231,13 +197,9 @@ def _cli_train_tiny(args) -> int:
         else:
             print(f"[3/5] training the tiny preset ({model_config.num_params() / 1e6:.2f}M parameters): "
                   f"{cfg.max_steps} steps of {cfg.tokens_per_step:,} tokens, at most {seconds:.0f} s")
-            if cfg.max_steps > 0:
-                steps, per_step = plan_steps(model_config, cfg, seconds)
-                if steps < cfg.max_steps:
-                    print(f"      this machine takes {per_step:.2f} s a step, so {steps} steps instead of "
-                          f"{cfg.max_steps} fit the budget (the schedule is scaled to them; --budget-s to change)")
-                    cfg = dataclasses.replace(cfg, max_steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 10))
-        cfg = dataclasses.replace(cfg, time_limit_s=max(1.0, seconds))
+        # fit_to_time_limit: a machine too slow (or slowed down) for the preset's steps runs fewer, with
+        # the whole schedule, rather than being cut before the learning rate drops
+        cfg = dataclasses.replace(cfg, time_limit_s=max(1.0, seconds), fit_to_time_limit=True)
         train(model_config, cfg, data, tok, resume=existing is not None, progress=progress,
               resume_command="make train-tiny")
     timings["training_s"] = time.monotonic() - t
@@ -250,7 +212,8 @@ def _cli_train_tiny(args) -> int:
         full = evaluate_split(model, data, "val", seq_len=cfg.seq_len)
     timings["evaluation_s"] = time.monotonic() - t
     print(f"[4/5] validation, the whole held-out split (every token once, windows of {cfg.seq_len}): "
-          f"{full['bpb']:.3f} bits per byte ({full['loss']:.4f} nats/token) at step {state['step']}, "
+          f"{full['bpb']:.3f} bits per byte ({full['loss']:.4f} nats/token) at step {state['step']} "
+          f"(of {state['train_config']['max_steps']} planned, the preset's {TrainConfig.from_preset('tiny').max_steps}), "
           f"{state['tokens']:,} tokens trained; loss plot {run / 'loss.png'}")
 
     t = time.monotonic()

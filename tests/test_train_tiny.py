@@ -13,21 +13,57 @@ import pytest
 
 from minicoder.cli import main as cli_main
 from minicoder.config import ModelConfig
-from minicoder.train import TrainConfig
-from minicoder.train_tiny import PARSE_HEADERS, function_body, parses, plan_steps
+from minicoder.train import TrainConfig, fit_steps_to_time, lr_at
+from minicoder.train_tiny import PARSE_HEADERS, function_body, parses
 
 
-def test_plan_steps_keeps_the_preset_when_it_fits_and_shrinks_it_when_not():
-    model_config = ModelConfig.from_preset("tiny", vocab_size=300, n_layers=1, d_model=32, n_heads=2,
+def test_fit_steps_to_time_shortens_only_while_the_first_drop_is_ahead():
+    cfg = TrainConfig.from_preset("tiny", max_steps=3000, warmup_steps=40)
+    # the docstring's example: 100 steps in 60 s, 300 s left -> 450 more fit in 90% of it
+    assert fit_steps_to_time(cfg, 100, 100, 60.0, 300.0).max_steps == 550
+    assert fit_steps_to_time(cfg, 100, 100, 60.0, 300.0, margin=1.0).max_steps == 600
+    assert fit_steps_to_time(cfg, 100, 100, 5.0, 300.0) is cfg  # fast enough: unchanged
+    late = fit_steps_to_time(cfg, 2400, 2400, 2400.0, 10.0)  # at the first drop (80% of 3000): too late to move it
+    assert late is cfg
+    # a pace that fits almost nothing still keeps the first drop ahead of the current step
+    short = fit_steps_to_time(cfg, 200, 200, 200.0, 1.0)
+    assert short.max_steps == 251 and round(0.8 * short.max_steps) > 200
+    assert lr_at(199, short) == lr_at(199, cfg)  # the schedule so far is unchanged
+    assert fit_steps_to_time(cfg, 0, 0, 0.0, 100.0) is cfg  # no pace measured yet
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    """A 300-id tokenizer and the token files of six small stdlib modules."""
+    from minicoder.data import default_corpus_dir, prepare_tokens
+    from minicoder.tokenizer import Tokenizer
+
+    root = tmp_path_factory.mktemp("corpus")
+    for name in ("bisect.py", "heapq.py", "colorsys.py", "keyword.py", "fnmatch.py", "this.py"):
+        (root / name).write_bytes((default_corpus_dir() / name).read_bytes())
+    tokenizer = Tokenizer.train([p.read_text() for p in sorted(root.glob("*.py"))], vocab_size=300)
+    data = prepare_tokens(tokenizer, root, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+    return {"tok": tokenizer, "data": data}
+
+
+def test_a_time_limited_run_fits_its_whole_schedule(tok, tmp_path):
+    """With fit_to_time_limit a run planned far too long is shortened so that its learning rate drops
+    (without it, the limit would stop it at the peak rate); normally it ends at the shortened max_steps."""
+    from minicoder.train import train
+
+    model_config = ModelConfig.from_preset("tiny", vocab_size=tok["tok"].vocab_size, n_layers=1, d_model=32, n_heads=2,
                                            n_kv_heads=1, d_ff=64, max_seq_len=32)
-    cfg = TrainConfig.from_preset("tiny", batch_size=2, seq_len=32, max_steps=50, warmup_steps=5)
-    steps, per_step = plan_steps(model_config, cfg, seconds=3600.0)
-    assert steps == 50 and 0 < per_step < 10
-    steps, per_step = plan_steps(model_config, cfg, seconds=10 * per_step)
-    assert 1 <= steps < 50
-    # the slack: a machine up to 15% too slow keeps the preset's steps (and the time limit guards it)
-    steps, _ = plan_steps(model_config, cfg, seconds=50 * per_step / 1.1, slack=10.0)
-    assert steps == 50
+    cfg = TrainConfig.from_preset("tiny", batch_size=2, seq_len=32, max_steps=100_000, warmup_steps=5,
+                                  eval_interval=50, eval_iters=1, checkpoint_interval=10_000, log_interval=5,
+                                  time_limit_s=8.0, fit_to_time_limit=True, out_dir=str(tmp_path / "run"))
+    summary = train(model_config, cfg, tok["data"], tok["tok"], progress=False)
+    state = json.loads((tmp_path / "run" / (tmp_path / "run" / "latest").read_text().strip()
+                        / "trainer.json").read_text())
+    planned = state["train_config"]["max_steps"]
+    assert planned < 100_000, "the run was never shortened"
+    assert summary["step"] > round(0.8 * planned), (summary["stopped"], summary["step"], planned)  # past the first drop
+    assert summary["stopped"] in (None, "time_limit")
+    assert planned > 5 and state["val_bpb_full"] is not None
 
 
 def test_function_body_ends_where_python_ends_a_top_level_def():
