@@ -649,12 +649,13 @@ class _SigintFlag:
 
 
 def fit_steps_to_time(cfg: TrainConfig, step: int, steps_done: int, seconds_done: float,
-                      seconds_left: float, margin: float = 0.9) -> TrainConfig:
-    """cfg with max_steps shortened to what the pace so far fits in `seconds_left`, if it must be.
+                      seconds_left: float, most: int, margin: float = 0.9) -> TrainConfig:
+    """cfg with max_steps set to what the pace so far fits in `seconds_left`, at most `most`.
 
     Only while the first decay point (a share of max_steps) is still ahead, so the schedule the run
     has followed so far, warm-up and constant rate, is the same under the new max_steps; the new
-    max_steps keeps that point ahead of `step`. The pace is seconds_done / steps_done, evaluations
+    max_steps keeps that point ahead of `step`. It can shrink and grow again (up to `most`, the
+    steps first planned) as the pace changes. The pace is seconds_done / steps_done, evaluations
     and checkpoints included, and only `margin` of the time left is planned, which keeps the rest
     for a slower stretch later. With 3,000 steps planned, 100 done in 60 s and 300 s left: 0.6 s a
     step, 450 more fit in 270 s, so max_steps becomes 550 (its first drop, at 80%, is step 440).
@@ -662,11 +663,10 @@ def fit_steps_to_time(cfg: TrainConfig, step: int, steps_done: int, seconds_done
     first_drop = round(cfg.decay_at[0] * cfg.max_steps) if cfg.decay_at else cfg.max_steps
     if steps_done <= 0 or step >= first_drop or seconds_left <= 0:
         return cfg
-    fits = step + int(margin * seconds_left / (seconds_done / steps_done))
-    if fits >= cfg.max_steps:
-        return cfg
+    fits = min(most, step + int(margin * seconds_left / (seconds_done / steps_done)))
     least = math.floor(step / cfg.decay_at[0]) + 1 if cfg.decay_at else step + 1  # first drop still ahead
-    return dataclasses.replace(cfg, max_steps=max(fits, least, cfg.warmup_steps + 1))
+    steps = max(fits, least, cfg.warmup_steps + 1)
+    return cfg if steps == cfg.max_steps else dataclasses.replace(cfg, max_steps=steps)
 
 
 def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenizer, resume: bool = False,
@@ -837,7 +837,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not (progress and dist.is_main),
                dynamic_ncols=True)
     t_log, steps_timed = time.monotonic(), 0
-    t_loop, step_begin = time.monotonic(), step  # this process's pace, for fit_to_time_limit
+    t_loop, step_begin, planned_steps = time.monotonic(), step, cfg.max_steps  # for fit_to_time_limit
     model.train()
     with _SigintFlag() as sigint:
         while step < cfg.max_steps:
@@ -907,7 +907,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
             if (cfg.fit_to_time_limit and cfg.time_limit_s is not None and dist.world_size == 1
                     and step % cfg.log_interval == 0):
                 cfg = fit_steps_to_time(cfg, step, step - step_begin, time.monotonic() - t_loop,
-                                        cfg.time_limit_s - (time.monotonic() - t_start) - reserve_s())
+                                        cfg.time_limit_s - (time.monotonic() - t_start) - reserve_s(), planned_steps)
                 bar.total = cfg.max_steps
             if on_step is not None:
                 on_step(step)

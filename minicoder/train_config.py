@@ -57,8 +57,9 @@ class TrainConfig:
         compile: wrap the model in torch.compile (worth it on a GPU; slow to start on a CPU).
         time_limit_s: stop cleanly after this many seconds of this process's training, including
             the final evaluation and checkpoint; None for no limit.
-        fit_to_time_limit: with time_limit_s, shorten max_steps during the run, while the first decay
-            point is still ahead, to the steps the measured pace fits in the limit, so a slow or
+        fit_to_time_limit: with time_limit_s, set max_steps during the run, while the first decay
+            point is still ahead, to the steps the measured pace fits in the limit (never more than
+            first planned), so a slow or
             slowed-down machine still runs the whole schedule (warm-up, both drops) instead of being
             cut before its decay. Single process only (ignored under torchrun). The shortened
             max_steps is what trainer.json records and what a resume continues.

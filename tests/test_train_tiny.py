@@ -20,16 +20,19 @@ from minicoder.train_tiny import PARSE_HEADERS, function_body, parses
 def test_fit_steps_to_time_shortens_only_while_the_first_drop_is_ahead():
     cfg = TrainConfig.from_preset("tiny", max_steps=3000, warmup_steps=40)
     # the docstring's example: 100 steps in 60 s, 300 s left -> 450 more fit in 90% of it
-    assert fit_steps_to_time(cfg, 100, 100, 60.0, 300.0).max_steps == 550
-    assert fit_steps_to_time(cfg, 100, 100, 60.0, 300.0, margin=1.0).max_steps == 600
-    assert fit_steps_to_time(cfg, 100, 100, 5.0, 300.0) is cfg  # fast enough: unchanged
-    late = fit_steps_to_time(cfg, 2400, 2400, 2400.0, 10.0)  # at the first drop (80% of 3000): too late to move it
+    assert fit_steps_to_time(cfg, 100, 100, 60.0, 300.0, 3000).max_steps == 550
+    assert fit_steps_to_time(cfg, 100, 100, 60.0, 300.0, 3000, margin=1.0).max_steps == 600
+    assert fit_steps_to_time(cfg, 100, 100, 5.0, 300.0, 3000) is cfg  # fast enough: unchanged
+    late = fit_steps_to_time(cfg, 2400, 2400, 2400.0, 10.0, 3000)  # at the first drop (80% of 3000): too late
     assert late is cfg
     # a pace that fits almost nothing still keeps the first drop ahead of the current step
-    short = fit_steps_to_time(cfg, 200, 200, 200.0, 1.0)
+    short = fit_steps_to_time(cfg, 200, 200, 200.0, 1.0, 3000)
     assert short.max_steps == 251 and round(0.8 * short.max_steps) > 200
     assert lr_at(199, short) == lr_at(199, cfg)  # the schedule so far is unchanged
-    assert fit_steps_to_time(cfg, 0, 0, 0.0, 100.0) is cfg  # no pace measured yet
+    # the pace picks up again: the plan grows back, never past the steps first planned
+    assert fit_steps_to_time(short, 200, 200, 20.0, 100.0, 3000).max_steps == 1100
+    assert fit_steps_to_time(short, 200, 200, 2.0, 100.0, 3000).max_steps == 3000
+    assert fit_steps_to_time(cfg, 0, 0, 0.0, 100.0, 3000) is cfg  # no pace measured yet
 
 
 @pytest.fixture(scope="module")
