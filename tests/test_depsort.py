@@ -22,6 +22,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from test_depsort_graded import tarjan  # the independent SCC oracle, written once
 
 from minicoder.data import STDLIB_EXCLUDE
 from minicoder.depsort import (
@@ -45,34 +46,6 @@ STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 def read_repo(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def tarjan(graph: dict[str, set[str]]) -> dict[str, int]:
-    """{node: id of its strongly connected component}, Tarjan's algorithm."""
-    index, low, on_stack, stack, comp = {}, {}, set(), [], {}
-
-    def visit(v):
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp[w] = v
-                if w == v:
-                    break
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return comp
 
 
 def check_order(graph: dict[str, set[str]], components: list[list[str]]) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_fim_graded import unfim_files  # the checking inverse, written once
 
 from minicoder.depsort import concatenate_with_spans
 from minicoder.fim import (
@@ -165,26 +166,6 @@ def test_encode_fim_keeps_special_strings_as_text(tok):
 
 
 # -- file-level FIM inside a multi-file repository sample --
-
-
-def unfim_files(sample: str, files: dict[str, str]) -> tuple[str, list[str]]:
-    """Undo file-level FIM in a decoded sample, checking on the way that each FIM segment is one whole
-    file: its path comment opens the prefix, and prefix + middle + suffix is exactly that file (path
-    comment and code), so the middle lies inside it. Returns (the plain sample, the FIM'd paths)."""
-    out, fimmed, rest = [], [], sample
-    while FIM_BEGIN in rest:
-        before, _, rest = rest.partition(FIM_BEGIN)
-        prefix, _, rest = rest.partition(FIM_HOLE)
-        suffix, _, rest = rest.partition(FIM_END)
-        path = prefix.split("\n", 1)[0].removeprefix("# ")
-        whole = f"# {path}\n{files[path]}"
-        assert whole.startswith(prefix) and whole.endswith(suffix) and len(prefix) + len(suffix) <= len(whole)
-        middle = whole[len(prefix) : len(whole) - len(suffix)]
-        assert rest.startswith(middle), f"the middle of {path} does not end inside {path}"
-        out += [before, whole]
-        rest = rest[len(middle) :]
-        fimmed.append(path)
-    return "".join(out) + rest, fimmed
 
 
 def _random_repo_sample(rng: random.Random, n_files: int) -> tuple[dict[str, str], str, list]:
