@@ -22,9 +22,30 @@ Two paths compute the same rotation: `apply_rope` (rotate-half, elementwise, fas
 paper). The model picks one with `ModelConfig.attn_impl`; tests hold them equal and compare
 both with explicit 2x2 rotation matrices in float64.
 
-Left out: YaRN (DeepSeek-V2's scaling, which reshapes the frequencies band by band and scales
-attention); it will be one more `scaling_type` in `rope_frequencies`. Also left out: partial
-rotary dimensions, dynamic NTK scaling.
+YaRN (Peng et al., 2023, "YaRN: Efficient Context Window Extension of Large Language Models",
+section 3; DeepSeek-V2 appendix B, used to go from 4K to 128K) treats each pair by how many full
+turns it makes over the original context L: with r_i = L / wavelength_i,
+
+    r_i > beta_fast  (fast pairs: many turns)  keep their frequency            (gamma = 1)
+    r_i < beta_slow  (slow pairs: < one turn)   interpolate, freq / factor     (gamma = 0)
+    in between                                  blend with a linear ramp in i  (0 < gamma < 1)
+    freq_i' = (1 - gamma_i) * freq_i / factor + gamma_i * freq_i
+
+and sharpens attention by the temperature mscale = 0.1 * ln(factor) + 1. DeepSeek-V2's code
+splits that temperature in two: the cos/sin tables are multiplied by
+mscale(rope_mscale) / mscale(rope_mscale_all_dim) (1.0 for V2, whose two are both 0.707), and the
+softmax scale 1/sqrt(d_head) by mscale(rope_mscale_all_dim)^2, so every dimension of q.k is
+sharpened, not only the rotated ones. `yarn_frequencies`, `yarn_mscale`, `rope_tables` (the
+model's entry point, from a ModelConfig) and `softmax_scale`. Where transformers' port and
+DeepSeek's code differ (rope_mscale set without rope_mscale_all_dim), we follow DeepSeek's.
+
+Two pairings. v1's weights pair dimension i with i + hd/2 (`apply_rope`); DeepSeek-V2's released
+weights pair adjacent dimensions (2i, 2i+1) in MLA's rope part (their code views the vector as
+complex numbers), so MLA uses `apply_rope_interleaved`, with the same cos/sin tables. Keeping the
+released pairing means V2 checkpoints load without permuting any weight row; tests compare both
+pairings with transformers.
+
+Left out: partial rotary dimensions, dynamic NTK scaling, YaRN's dynamic (per-length) variant.
 """
 
 import math
@@ -52,7 +73,7 @@ def rope_frequencies(head_dim: int, theta: float, scaling_type: str | None = Non
         return inv_freq
     if scaling_type == "linear":
         return inv_freq / scaling_factor
-    # A new scaling (YaRN) computes its own frequencies here.
+    # YaRN needs more than a factor: see `yarn_frequencies` and `rope_tables`.
     raise ValueError(f"unknown RoPE scaling type {scaling_type!r}; use None or 'linear'")
     # END ASSIGNMENT
 
@@ -148,3 +169,92 @@ def apply_rope_naive(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> t
     z = z * turn  # (B, nh, T, hd/2)
     return torch.cat((z.real, z.imag), dim=-1).to(x.dtype)  # (B, nh, T, hd)
     # END ASSIGNMENT
+
+
+def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+    """YaRN's attention temperature 0.1 * mscale * ln(factor) + 1 (1.0 when factor <= 1).
+
+    >>> round(yarn_mscale(40.0, 0.707), 4), yarn_mscale(1.0, 0.707)
+    (1.2608, 1.0)
+    """
+    return 0.1 * mscale * math.log(factor) + 1.0 if factor > 1 else 1.0
+
+
+def yarn_correction_range(dim: int, theta: float, original_max_seq_len: int, beta_fast: float,
+                          beta_slow: float) -> tuple[int, int]:
+    """The pair indices (low, high) between which YaRN's ramp runs, as DeepSeek's code finds them.
+
+    Pair i turns L * freq_i / (2 pi) times over the original context L; solving
+    L * theta^(-2i/dim) / (2 pi) = beta for i gives dim * ln(L / (2 pi beta)) / (2 ln theta).
+    beta_fast gives the low end (floored), beta_slow the high end (ceiled), clipped to [0, dim - 1].
+
+    >>> yarn_correction_range(64, 10000.0, 4096, 32.0, 1.0)
+    (10, 23)
+    """
+    def pair_turning(beta: float) -> float:
+        return dim * math.log(original_max_seq_len / (beta * 2 * math.pi)) / (2 * math.log(theta))
+    low = math.floor(pair_turning(beta_fast))
+    high = math.ceil(pair_turning(beta_slow))
+    return max(low, 0), min(high, dim - 1)
+
+
+def yarn_frequencies(dim: int, theta: float, factor: float, original_max_seq_len: int,
+                     beta_fast: float = 32.0, beta_slow: float = 1.0) -> torch.Tensor:
+    """YaRN's per-pair angular speeds (dim/2,) float32: fast pairs kept, slow pairs divided by factor,
+    a linear ramp in the pair index between the two ends of `yarn_correction_range`.
+
+    >>> f = yarn_frequencies(64, 10000.0, 40.0, 4096)
+    >>> plain = rope_frequencies(64, 10000.0)
+    >>> bool(f[0] == plain[0]), bool(torch.isclose(f[-1], plain[-1] / 40))  # fastest kept, slowest / 40
+    (True, True)
+    """
+    plain = rope_frequencies(dim, theta)  # (dim/2,) extrapolation: unchanged
+    low, high = yarn_correction_range(dim, theta, original_max_seq_len, beta_fast, beta_slow)
+    if low == high:
+        high += 0.001  # a one-point ramp would divide by zero (DeepSeek's code does the same)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)  # (dim/2,) 0 -> 1
+    gamma = 1.0 - ramp  # (dim/2,) 1: keep the frequency, 0: interpolate it
+    return plain / factor * (1 - gamma) + plain * gamma  # (dim/2,)
+
+
+def rope_tables(config, seq_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (seq_len, rope_dim) for a ModelConfig: its RoPE base, its scaling (None,
+    linear or YaRN) and, under MLA, only the qk_rope_head_dim dimensions. YaRN's tables are
+    multiplied by mscale(rope_mscale) / mscale(rope_mscale_all_dim). seq_len defaults to max_seq_len.
+    """
+    c, T = config, seq_len or config.max_seq_len
+    if c.rope_scaling_type != "yarn":
+        return rope_cos_sin(c.rope_dim, T, c.rope_theta, c.rope_scaling_type, c.rope_scaling_factor)
+    inv_freq = yarn_frequencies(c.rope_dim, c.rope_theta, c.rope_scaling_factor, c.rope_original_max_seq_len,
+                                c.rope_beta_fast, c.rope_beta_slow)  # (rope_dim/2,)
+    angles = torch.arange(T).float()[:, None] * inv_freq[None, :]  # (T, rope_dim/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (T, rope_dim)
+    m = yarn_mscale(c.rope_scaling_factor, c.rope_mscale) / yarn_mscale(c.rope_scaling_factor, c.rope_mscale_all_dim)
+    return angles.cos() * m, angles.sin() * m
+
+
+def softmax_scale(config, head_dim: int) -> float:
+    """1 / sqrt(head_dim), times mscale(rope_mscale_all_dim)^2 under YaRN when rope_mscale_all_dim is set
+    (DeepSeek-V2: head_dim = 128 + 64, and 1.2608^2 = 1.590 at factor 40)."""
+    scale = head_dim ** -0.5
+    if config.rope_scaling_type == "yarn" and config.rope_mscale_all_dim:
+        scale *= yarn_mscale(config.rope_scaling_factor, config.rope_mscale_all_dim) ** 2
+    return scale
+
+
+def apply_rope_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The RoPE rotation with adjacent pairs (x[2i], x[2i+1]), the pairing of DeepSeek-V2's weights.
+
+    x (..., T, d) with the same (T, d) tables as `apply_rope` (pair i's angle in column i of the
+    first half). Computed in float32 and returned in x's dtype, as DeepSeek's complex-number code does.
+
+    >>> cos, sin = rope_cos_sin(4, seq_len=2, theta=100.0)  # at position 1: pair 0 turns 1, pair 1 0.1 radian
+    >>> x = torch.tensor([1.0, 0.0, 1.0, 0.0]).expand(2, 4)
+    >>> [round(v, 4) for v in apply_rope_interleaved(x, cos, sin)[1].tolist()]
+    [0.5403, 0.8415, 0.995, 0.0998]
+    """
+    half = x.shape[-1] // 2
+    xf = x.float().unflatten(-1, (half, 2))  # (..., T, d/2, 2)
+    a, b = xf[..., 0], xf[..., 1]  # (..., T, d/2) each
+    c, s = cos[:, :half].float(), sin[:, :half].float()  # (T, d/2)
+    return torch.stack((a * c - b * s, a * s + b * c), dim=-1).flatten(-2).to(x.dtype)  # (..., T, d)
