@@ -101,7 +101,7 @@ def test_config_dict_round_trip_and_default_kv_heads():
     (lambda: small_config(n_kv_heads=4), "n_kv_heads=4 does not divide n_heads=6"),
     (lambda: small_config(n_heads=8, n_kv_heads=8), "head_dim = d_model // n_heads = 9 is odd"),
     (lambda: small_config(attn_impl="flash"), "unknown attn_impl 'flash'; choose one of: naive, sdpa"),
-    (lambda: small_config(rope_scaling_type="yarn"), "rope_scaling_type='yarn' is not implemented yet"),
+    (lambda: small_config(rope_scaling_type="yarn"), "rope_scaling_type='yarn' needs rope_original_max_seq_len"),
     (lambda: small_config(rope_scaling_type=None), "rope_scaling_factor=4.0 has no effect without a scaling type"),
     (lambda: small_config(n_layers=0), "n_layers must be a positive integer, got 0"),
     (lambda: small_config(d_ff=-5), "d_ff must be a positive integer, got -5"),
