@@ -169,7 +169,7 @@ _DEDUP = ("dedup:shingles", "dedup:universal_hash", "dedup:minhash_signature_nai
 _DECONTAM = ("decontam:Decontaminator.ngrams", "decontam:Decontaminator.add", "decontam:Decontaminator.check")
 _ROPE = ("rope:rope_frequencies", "rope:rope_angles", "rope:rope_cos_sin", "rope:rotate_half", "rope:apply_rope",
          "rope:apply_rope_naive")
-_TRANSFORMER = ("model:RMSNorm.forward", "model:FeedForward.forward", *_ROPE, "model:causal_mask", "model:repeat_kv",
+_TRANSFORMER = ("layers:RMSNorm.forward", "model:FeedForward.forward", *_ROPE, "layers:causal_mask", "model:repeat_kv",
                 "model:attention_naive", "model:KVCache.update", "model:Attention.forward")
 _TRAINING = ("train:lr_at", "train:param_groups", "data:bits_per_byte")
 ASSIGNMENTS = {
@@ -347,7 +347,7 @@ ASSIGNMENTS = {
             "(chapter 4)",
             parts=tuple(Part(name, tuple(f"tests/test_transformer_graded.py::{t}" for t in tests), hint)
                         for name, tests, hint in [
-                ("model:RMSNorm.forward", ("test_rmsnorm_equals_float64_and_hf",), "root-mean-square norm, in float32"),
+                ("layers:RMSNorm.forward", ("test_rmsnorm_equals_float64_and_hf",), "root-mean-square norm, in float32"),
                 ("model:FeedForward.forward", ("test_feedforward_equals_float64_and_hf",), "SwiGLU: w2(silu(w1 x) * w3 x)"),
                 ("rope:rope_frequencies", ("test_rope_frequencies_equal_float64_and_hf",),
                  "each pair's speed theta^(-2i/d), linear scaling"),
@@ -357,7 +357,7 @@ ASSIGNMENTS = {
                 ("rope:apply_rope", ("test_apply_rope_equals_2x2_rotations_and_hf",), "x cos + rotate_half(x) sin"),
                 ("rope:apply_rope_naive", ("test_apply_rope_naive_equals_2x2_rotations",),
                  "the same rotation with complex numbers"),
-                ("model:causal_mask", ("test_causal_mask_by_rule",), "which keys each query sees, after a cached prefix"),
+                ("layers:causal_mask", ("test_causal_mask_by_rule",), "which keys each query sees, after a cached prefix"),
                 ("model:repeat_kv", ("test_repeat_kv_equals_hf",), "grouped-query attention: share each KV head"),
                 ("model:attention_naive", ("test_attention_naive_equals_float64_and_sdpa",),
                  "the masked softmax written out (no F.scaled_dot_product_attention)"),
