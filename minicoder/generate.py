@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from minicoder.fim import fim_prompt
-from minicoder.model import KVCache, Transformer
+from minicoder.model import Transformer, make_cache
 from minicoder.tokenizer import FIM_BEGIN, FIM_END, FIM_HOLE
 
 
@@ -161,8 +161,9 @@ def stream_ids(model: Transformer, idx, max_new_tokens: int = 128, temperature: 
     else:
         generator.manual_seed(seed)
     stop = set(stop_ids or ())
-    cache = KVCache(model.config, batch_size=1, max_seq_len=min(context, n + max_new_tokens), device=device,
-                    dtype=next(model.parameters()).dtype)
+    # v1: keys and values per layer; V2: MLA's latent (mla_impl "absorb") or its expanded keys/values
+    cache = make_cache(model.config, batch_size=1, max_seq_len=min(context, n + max_new_tokens), device=device,
+                       dtype=next(model.parameters()).dtype)
     logits = model(torch.tensor([prompt], device=device), cache, 0)[:, -1]  # prefill: (1, V)
     pos, count = n, 0
     while True:

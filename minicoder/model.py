@@ -1,4 +1,4 @@
-"""The DeepSeek-Coder v1 decoder: a LLaMA-style transformer.
+"""The DeepSeek-Coder decoder: v1 (LLaMA-style) and V2 (MLA + DeepSeekMoE), built from one ModelConfig.
 
 DeepSeek-Coder (Guo et al., 2024, section 3.3) follows LLaMA (Touvron et al., 2023, section 2.2):
 
@@ -11,24 +11,33 @@ DeepSeek-Coder (Guo et al., 2024, section 3.3) follows LLaMA (Touvron et al., 20
 Attention is causal with grouped-query attention (Ainslie et al., 2023): n_kv_heads key/value
 heads, each shared by n_heads // n_kv_heads query heads. Nothing has a bias.
 
+DeepSeek-Coder-V2 (DeepSeek-V2's architecture) keeps this skeleton and swaps two parts, chosen by
+the config alone: attention becomes Multi-head Latent Attention (`minicoder/mla.py`) when
+`kv_lora_rank` is set, and every block from `first_k_dense_replace` on has DeepSeekMoE
+(`minicoder/moe.py`) in place of the SwiGLU when `n_routed_experts` > 0. The MoE blocks report
+`RouterStats` (balance losses, expert loads): `model(idx, return_router_stats=True)` returns them
+beside the logits, and training adds their `balance_loss`.
+
 `ModelConfig.attn_impl` picks the attention path: "naive" writes the masked softmax out
 (`attention_naive`, with `causal_mask` and `repeat_kv` for GQA) and uses the complex-number RoPE;
 "sdpa" calls `F.scaled_dot_product_attention` and the rotate-half RoPE.
 They compute the same function (tests/test_model.py holds them equal).
 
-Decoding uses `KVCache`: preallocated keys and values per layer. `model(idx, kv_cache, start_pos)`
-writes the keys/values of positions start_pos.. into the cache and attends over everything
-before them, so a prompt is processed once ("prefill") and each new token costs one position.
+Decoding uses a cache from `make_cache(config, batch_size)`: `KVCache` (preallocated keys and
+values per layer) for v1, `mla.MLACache` (the latent c_kv and k_pe, or full keys and values under
+mla_impl "naive") for V2. `model(idx, cache, start_pos)` writes positions start_pos.. into the
+cache and attends over everything before them, so a prompt is processed once ("prefill") and each
+new token costs one position.
 
 Fresh weights (`ModelConfig.init_scheme`): "deepseek" draws every matrix from normal(0, init_std),
 as DeepSeek LLM does with 0.006 (section 2.3); "gpt2" also shrinks the two residual-stream output
-projections (wo, w2) by 1/sqrt(2 * n_layers). RMSNorm gains start at 1.
+projections (wo, w2, in every expert too) by 1/sqrt(2 * n_layers). RMSNorm gains start at 1.
 
-Parameter names follow Meta's LLaMA and DeepSeek-V3's inference code (wq, wk, wv, wo, w1, w2, w3);
-`minicoder/hf.py` maps them to HF's names (q_proj, ..., gate_proj, up_proj, down_proj).
+Parameter names follow Meta's LLaMA and DeepSeek-V3's inference code (wq, wk, wv, wo, w1, w2, w3;
+wq_a, wkv_a, wkv_b, gate, experts, shared_experts); `minicoder/hf.py` maps them to HF's names.
 
-Left out: dropout (DeepSeek trains without it), attention masks for padded batches, tensor
-parallelism, MLA and MoE (DeepSeek-V2, later chapters).
+Left out: dropout (DeepSeek trains without it), attention masks for padded batches, tensor and
+expert parallelism.
 """
 
 import math
@@ -38,35 +47,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from minicoder.config import ModelConfig
-from minicoder.rope import apply_rope, apply_rope_naive, rope_cos_sin
-
-
-class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich, 2019); computed in float32."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x / sqrt(mean(x^2) + eps) * weight over the last dimension of x (..., C).
-
-        The mean and the square root are computed in float32 (x is cast up first), the result cast
-        back to x's dtype, then multiplied by the gain `weight` (C,), as LLaMA and HF do.
-
-        >>> norm = RMSNorm(2, eps=0.0)
-        >>> [round(v, 4) for v in norm(torch.tensor([3.0, 4.0])).tolist()]  # rms = sqrt((9 + 16) / 2)
-        [0.8485, 1.1314]
-        >>> norm.weight.data = torch.tensor([2.0, -1.0])
-        >>> [round(v, 4) for v in norm(torch.tensor([[1.0, -1.0]]))[0].tolist()]
-        [2.0, 1.0]
-        """
-        # BEGIN ASSIGNMENT transformer
-        xf = x.float()  # (B, T, C)
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)  # (B, T, C)
-        return self.weight * xf.to(x.dtype)  # (B, T, C)
-        # END ASSIGNMENT
+from minicoder.layers import RMSNorm, causal_mask  # noqa: F401 (re-exported: model.RMSNorm, model.causal_mask)
+from minicoder.mla import MLA, MLACache
+from minicoder.moe import Gate, MoE
+from minicoder.rope import apply_rope, apply_rope_naive, rope_tables
 
 
 class KVCache:
@@ -104,23 +88,6 @@ class KVCache:
         self.v[layer][:, :, start_pos:end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]  # (B, n_kv, S, hd) each
         # END ASSIGNMENT
-
-
-def causal_mask(T: int, S: int, start_pos: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
-    """The (T, S) boolean mask of which keys each query may see: True where allowed.
-
-    Query t sits at position start_pos + t (the cache holds the positions before start_pos) and
-    sees key s (at position s) iff s <= start_pos + t. With start_pos = 0 and S = T this is the
-    lower triangle; once a cache holds a prefix, every query also sees the whole prefix.
-
-    >>> causal_mask(3, 3).int().tolist()
-    [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
-    >>> causal_mask(2, 4, start_pos=2).int().tolist()
-    [[1, 1, 1, 0], [1, 1, 1, 1]]
-    """
-    # BEGIN ASSIGNMENT transformer
-    return torch.arange(S, device=device)[None, :] <= start_pos + torch.arange(T, device=device)[:, None]  # (T, S)
-    # END ASSIGNMENT
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -245,18 +212,36 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm block: h + attn(norm(h)), then h + ffn(norm(h))."""
+    """Pre-norm block: h + attn(norm(h)), then h + ffn(norm(h)).
+
+    attn is `Attention` (v1) or `mla.MLA` (config.kv_lora_rank set); ffn is `FeedForward`, or
+    `moe.MoE` when config.is_moe_layer(layer).
+    """
 
     def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.attn = Attention(config, layer)
+        self.attn = MLA(config, layer) if config.is_mla else Attention(config, layer)
         self.ffn_norm = RMSNorm(config.d_model, config.norm_eps)
-        self.ffn = FeedForward(config)
+        self.ffn = MoE(config) if config.is_moe_layer(layer) else FeedForward(config)
 
-    def forward(self, x, cos, sin, kv_cache=None, start_pos=0):
+    def forward(self, x, cos, sin, kv_cache=None, start_pos=0, router_stats: list | None = None):
+        """x (B, T, C) -> (B, T, C). An MoE block appends its RouterStats to `router_stats` when given."""
         x = x + self.attn(self.attn_norm(x), cos, sin, kv_cache, start_pos)  # (B, T, C)
-        return x + self.ffn(self.ffn_norm(x))  # (B, T, C)
+        if isinstance(self.ffn, FeedForward):
+            return x + self.ffn(self.ffn_norm(x))  # (B, T, C)
+        y, stats = self.ffn(self.ffn_norm(x))  # (B, T, C), RouterStats
+        if router_stats is not None:
+            router_stats.append(stats)
+        return x + y  # (B, T, C)
+
+
+def make_cache(config: ModelConfig, batch_size: int, max_seq_len: int | None = None,
+               device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+    """The decoding cache this config's attention needs: `KVCache` for v1, `mla.MLACache` for MLA."""
+    if config.is_mla:
+        return MLACache(config, batch_size, max_seq_len, device=device, dtype=dtype)
+    return KVCache(config, batch_size, max_seq_len, device=device, dtype=dtype)
 
 
 class Transformer(nn.Module):
@@ -283,8 +268,8 @@ class Transformer(nn.Module):
             # GPT-2: the projections that write into the residual stream are scaled down so that
             # the stream's variance does not grow with depth (2 writes per block). DeepSeek LLM
             # ("deepseek") draws them like every other matrix.
-            for block in self.layers:
-                for w in (block.attn.wo.weight, block.ffn.w2.weight):
+            for name, w in self.layers.named_parameters():
+                if name.endswith(("attn.wo.weight", "w2.weight")):  # w2 of the MLP, every expert, the shared experts
                     nn.init.normal_(w, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layers))
 
     def init_rope_tables(self, device: torch.device | str | None = None):
@@ -292,25 +277,25 @@ class Transformer(nn.Module):
 
         They derive from the config, so they are buffers that are not saved (persistent=False).
         """
-        c = self.config
-        cos, sin = rope_cos_sin(c.head_dim, c.max_seq_len, c.rope_theta,
-                                c.rope_scaling_type, c.rope_scaling_factor)  # (max_seq_len, hd) each
+        cos, sin = rope_tables(self.config)  # (max_seq_len, rope_dim) each; rope_dim = hd, or qk_rope under MLA
         self.register_buffer("rope_cos", cos.to(device), persistent=False)
         self.register_buffer("rope_sin", sin.to(device), persistent=False)
 
     def _init_weights(self, module: nn.Module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
+        if isinstance(module, (nn.Linear, nn.Embedding, Gate)):  # the MoE router is a matrix too
             nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
 
     def num_params(self) -> int:
         """Parameters actually allocated (a tied matrix counted once); equals config.num_params()."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, start_pos: int = 0) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache=None, start_pos: int = 0, return_router_stats: bool = False):
         """Logits (B, T, vocab_size) float32 for ids idx (B, T) at positions start_pos..start_pos+T-1.
 
-        Without a cache, start_pos must be 0. With one, the keys and values of earlier positions
-        come from the cache, and this call's are added to it.
+        Without a cache, start_pos must be 0. With one (`make_cache`), the keys and values of
+        earlier positions come from the cache, and this call's are added to it. With
+        return_router_stats, returns (logits, stats): one `moe.RouterStats` per MoE block, in
+        order (an empty list for a dense model).
         """
         B, T = idx.shape
         if start_pos + T > self.config.max_seq_len:
@@ -320,11 +305,19 @@ class Transformer(nn.Module):
             raise ValueError("start_pos > 0 needs the kv_cache that holds the earlier positions; pass kv_cache=")
         if kv_cache is not None and start_pos + T > kv_cache.max_seq_len:
             raise ValueError(f"positions up to {start_pos + T} do not fit the KV cache ({kv_cache.max_seq_len}); "
-                             f"make a KVCache with a larger max_seq_len")
-        cos = self.rope_cos[start_pos:start_pos + T]  # (T, hd)
-        sin = self.rope_sin[start_pos:start_pos + T]  # (T, hd)
+                             f"make a cache with a larger max_seq_len")
+        cos = self.rope_cos[start_pos:start_pos + T]  # (T, rope_dim)
+        sin = self.rope_sin[start_pos:start_pos + T]  # (T, rope_dim)
+        stats: list = []
         x = self.embed(idx)  # (B, T, C)
         for block in self.layers:
-            x = block(x, cos, sin, kv_cache, start_pos)  # (B, T, C)
+            x = block(x, cos, sin, kv_cache, start_pos, stats)  # (B, T, C)
         x = self.norm(x)  # (B, T, C)
-        return self.head(x).float()  # (B, T, vocab_size)
+        logits = self.head(x).float()  # (B, T, vocab_size)
+        return (logits, stats) if return_router_stats else logits
+
+    def balance_loss(self, stats: list) -> torch.Tensor:
+        """The sum of the MoE blocks' balance losses (section 2.2.3), a scalar to add to the LM loss."""
+        if not stats:
+            return torch.zeros((), device=self.embed.weight.device)
+        return torch.stack([s.balance_loss for s in stats]).sum()

@@ -219,8 +219,10 @@ def yarn_frequencies(dim: int, theta: float, factor: float, original_max_seq_len
 
 def rope_tables(config, seq_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin tables (seq_len, rope_dim) for a ModelConfig: its RoPE base, its scaling (None,
-    linear or YaRN) and, under MLA, only the qk_rope_head_dim dimensions. YaRN's tables are
-    multiplied by mscale(rope_mscale) / mscale(rope_mscale_all_dim). seq_len defaults to max_seq_len.
+    linear or YaRN) and, under MLA, only the qk_rope_head_dim dimensions. seq_len defaults to
+    max_seq_len. YaRN's tables are multiplied by mscale(rope_mscale) / mscale(rope_mscale_all_dim)
+    under MLA (whose softmax_scale carries mscale(rope_mscale_all_dim)^2); in a v1 model, where
+    RoPE turns every dimension, by mscale(rope_mscale), which sharpens q.k by the same total.
     """
     c, T = config, seq_len or config.max_seq_len
     if c.rope_scaling_type != "yarn":
@@ -229,13 +231,15 @@ def rope_tables(config, seq_len: int | None = None) -> tuple[torch.Tensor, torch
                                 c.rope_beta_fast, c.rope_beta_slow)  # (rope_dim/2,)
     angles = torch.arange(T).float()[:, None] * inv_freq[None, :]  # (T, rope_dim/2)
     angles = torch.cat((angles, angles), dim=-1)  # (T, rope_dim)
-    m = yarn_mscale(c.rope_scaling_factor, c.rope_mscale) / yarn_mscale(c.rope_scaling_factor, c.rope_mscale_all_dim)
+    m = yarn_mscale(c.rope_scaling_factor, c.rope_mscale)
+    if c.is_mla:  # the rest of the temperature goes on the softmax scale, so the nope dims get it too
+        m /= yarn_mscale(c.rope_scaling_factor, c.rope_mscale_all_dim)
     return angles.cos() * m, angles.sin() * m
 
 
 def softmax_scale(config, head_dim: int) -> float:
-    """1 / sqrt(head_dim), times mscale(rope_mscale_all_dim)^2 under YaRN when rope_mscale_all_dim is set
-    (DeepSeek-V2: head_dim = 128 + 64, and 1.2608^2 = 1.590 at factor 40)."""
+    """MLA's softmax scale: 1 / sqrt(head_dim), times mscale(rope_mscale_all_dim)^2 under YaRN when
+    rope_mscale_all_dim is set (DeepSeek-V2: head_dim = 128 + 64, and 1.2608^2 = 1.590 at factor 40)."""
     scale = head_dim ** -0.5
     if config.rope_scaling_type == "yarn" and config.rope_mscale_all_dim:
         scale *= yarn_mscale(config.rope_scaling_factor, config.rope_mscale_all_dim) ** 2

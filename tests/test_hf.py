@@ -134,7 +134,8 @@ def test_bad_directories_give_one_line_errors(tmp_path):
     with pytest.raises(ValueError) as e:
         from_hf(tmp_path)
     assert str(e.value) == ("config.json has model_type 'gpt2', but minicoder reads only LlamaForCausalLM "
-                            "checkpoints (model_type 'llama'), the format of DeepSeek-Coder v1")
+                            "(model_type 'llama', DeepSeek-Coder v1) and DeepseekV2ForCausalLM ('deepseek_v2', "
+                            "DeepSeek-Coder-V2) checkpoints")
     hf = random_llama(2)
     hf.save_pretrained(tmp_path / "llama")
     cfg = json.loads((tmp_path / "llama" / "config.json").read_text())
