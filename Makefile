@@ -1,6 +1,7 @@
 # minicoder: every target creates .venv and installs what it needs (idempotent, quick when done).
 #   make test          run the test suite (what CI runs)
 #   make train-tiny    train the tiny preset on this machine's Python standard library
+#   make train-tiny-moe    the same with DeepSeek-V2's architecture (MLA, DeepSeekMoE): tiny-moe
 #   make student ASSIGNMENT=tokenizer OUT=/tmp/student   make a stubbed student copy
 #   make grade ASSIGNMENT=tokenizer STUDENT=/tmp/student grade a student copy with the same tests
 #   make chapters      open the chapters in JupyterLab, with this environment's kernel
@@ -17,7 +18,7 @@ TORCH_SPEC ?= torch==2.13.0
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-fast lint train-tiny student grade chapters chapters-build bench-tokenizer bench-train bench-train-tiny bench-data clean
+.PHONY: setup test test-fast lint train-tiny train-tiny-moe student grade chapters chapters-build bench-tokenizer bench-train bench-train-tiny bench-data clean
 
 setup: $(STAMP)
 
@@ -38,6 +39,9 @@ lint: setup
 
 train-tiny: setup
 	$(VENV)/bin/minicoder train-tiny
+
+train-tiny-moe: setup
+	$(VENV)/bin/minicoder train-tiny --preset tiny-moe
 
 student: setup
 	@test -n "$(ASSIGNMENT)" -a -n "$(OUT)" || { echo "usage: make student ASSIGNMENT=tokenizer OUT=DIR"; exit 2; }

@@ -572,13 +572,18 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def plot_losses(metrics: list[dict], path: Path, title: str = "") -> None:
-    """Training loss per step and validation loss at each evaluation, in nats/token, as a PNG."""
+    """Training loss per step and validation loss at each evaluation, in nats/token, as a PNG.
+
+    An MoE run gets a second panel: the expert-level balance loss L_ExpBal (1.0 is perfect balance)
+    and each MoE layer's busiest expert's load over the mean load.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4))
+    moe = [m for m in metrics if "expert_loss" in m]
+    fig = Figure(figsize=(7, 6.5 if moe else 4))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax = fig.add_subplot(2, 1, 1) if moe else fig.add_subplot()
     train = [(m["step"], m["loss"]) for m in metrics if "loss" in m]
     val = [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m]
     if train:
@@ -591,6 +596,18 @@ def plot_losses(metrics: list[dict], path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3)
     if train or val:
         ax.legend()
+    if moe:
+        ax2 = fig.add_subplot(2, 1, 2)
+        steps = [m["step"] for m in moe]
+        ax2.plot(steps, [m["expert_loss"] for m in moe], "k-", lw=1.5, label="L_ExpBal (mean over layers)")
+        for layer in range(len(moe[0]["load_max_over_mean"])):
+            ax2.plot(steps, [m["load_max_over_mean"][layer] for m in moe], lw=0.8,
+                     label=f"MoE layer {layer}: max load / mean")
+        ax2.axhline(1.0, color="grey", ls=":", lw=1)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("balance (1 = perfect)")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -646,6 +663,57 @@ class _SigintFlag:
     def __exit__(self, *exc):
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+
+
+class RouterLog:
+    """One step's MoE statistics: balance losses and per-layer expert loads, summed over micro-batches.
+
+    `finish_step` all-reduces the loads across ranks and applies DeepSeek-V3's bias update to each
+    MoE block when config.bias_update_speed > 0; `merged` folds the step into the running totals
+    that the next metrics line reports: `balance_loss` (mean per step, the weighted sum),
+    `expert_loss` (L_ExpBal, 1.0 when perfectly balanced), `expert_counts` (per MoE layer, the
+    token-slots each expert received since the last line) and `load_max_over_mean` (per layer, the
+    busiest expert's load over the mean: 1.0 is perfect balance).
+    """
+
+    def __init__(self, config: ModelConfig, device: torch.device):
+        self.config, self.micro = config, 0
+        self.balance = torch.zeros((), device=device)
+        self.expert_loss = torch.zeros((), device=device)
+        self.counts: torch.Tensor | None = None  # (n_moe_layers, n_routed)
+
+    def add(self, stats: list) -> None:
+        counts = torch.stack([s.expert_counts.detach().float() for s in stats])  # (n_moe_layers, n_routed)
+        self.counts = counts if self.counts is None else self.counts + counts
+        self.balance += sum(s.balance_loss.detach() for s in stats)
+        self.expert_loss += sum(s.expert_loss.detach() for s in stats) / len(stats)
+        self.micro += 1
+
+    def finish_step(self, model, dist) -> None:
+        if dist.world_size > 1:
+            torch.distributed.all_reduce(self.counts)
+        if self.config.bias_update_speed > 0:
+            moe_blocks = [b.ffn for b in model.layers if hasattr(b.ffn, "update_bias")]
+            for moe, counts in zip(moe_blocks, self.counts):
+                moe.update_bias(counts)
+
+    def merged(self, totals: dict | None) -> dict:
+        counts = self.counts.cpu()
+        if totals is not None:
+            counts = counts + torch.tensor(totals["expert_counts"])
+        steps = (totals or {}).get("_steps", 0) + 1
+        balance = (totals or {}).get("_balance_sum", 0.0) + self.balance.item() / max(self.micro, 1)
+        expert = (totals or {}).get("_expert_sum", 0.0) + self.expert_loss.item() / max(self.micro, 1)
+        out = {"balance_loss": balance / steps, "expert_loss": expert / steps,
+               "expert_counts": counts.tolist(),
+               "load_max_over_mean": (counts.max(dim=1).values / counts.mean(dim=1).clamp(min=1e-9)).tolist(),
+               "_steps": steps, "_balance_sum": balance, "_expert_sum": expert}
+        return out
+
+    @staticmethod
+    def report(totals: dict | None) -> dict:
+        """The metrics-line fields of `merged`'s totals (none for a dense model)."""
+        return {k: v for k, v in (totals or {}).items() if not k.startswith("_")}
 
 
 def fit_steps_to_time(cfg: TrainConfig, step: int, steps_done: int, seconds_done: float,
@@ -770,8 +838,9 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         from torch.nn.parallel import DistributedDataParallel
 
         # broadcast_buffers=False: the only buffers are the RoPE tables, equal on every rank by construction.
+        # An MoE step may route no token to some expert: its weights then get no gradient this step.
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                        broadcast_buffers=False)
+                                        broadcast_buffers=False, find_unused_parameters=model_config.is_moe)
     own_micro = [m for m in range(cfg.grad_accum) if m % dist.world_size == dist.rank]
     sampled_windows = cfg.eval_iters * cfg.batch_size
 
@@ -837,6 +906,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not (progress and dist.is_main),
                dynamic_ncols=True)
     t_log, steps_timed = time.monotonic(), 0
+    router_totals: dict | None = None  # MoE: balance losses and expert loads since the last metrics line
     t_loop, step_begin, planned_steps = time.monotonic(), step, cfg.max_steps  # for fit_to_time_limit
     model.train()
     with _SigintFlag() as sigint:
@@ -853,6 +923,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                 group["lr"] = lr
             gen_state = data_gen.get_state()
             loss_sum = torch.zeros((), device=device)
+            router = RouterLog(model_config, device) if model_config.is_moe else None
             try:
                 for micro in range(cfg.grad_accum):
                     x, y = data.get_batch("train", cfg.batch_size, cfg.seq_len, data_gen)  # (B, T) each, on every rank
@@ -863,9 +934,16 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                     sync = nullcontext() if dist.world_size == 1 or micro == own_micro[-1] else model.no_sync()
                     with sync:
                         with autocast(device, dtype):
-                            logits = model(x)  # (B, T, V)
-                            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-                        (loss / len(own_micro)).backward()
+                            if router is None:
+                                logits = model(x)  # (B, T, V)
+                                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                                objective = loss
+                            else:  # DeepSeekMoE: the LM loss plus the balance losses of section 2.2.3
+                                logits, stats = model(x, return_router_stats=True)  # (B, T, V), per MoE block
+                                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                                objective = loss + raw_model.balance_loss(stats)
+                                router.add(stats)
+                        (objective / len(own_micro)).backward()
                     loss_sum += loss.detach()
             except KeyboardInterrupt:  # raised before the update: undo this step's draws, keep the last one
                 if dist.world_size > 1:
@@ -881,9 +959,13 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
             step += 1
             if dist.world_size > 1:
                 torch.distributed.all_reduce(loss_sum)
+            if router is not None:
+                router.finish_step(raw_model, dist)
             loss_value = loss_sum.item() / cfg.grad_accum
             losses.append(loss_value)
             since_log.append(loss_value)
+            if router is not None:
+                router_totals = router.merged(router_totals)
             timing["step"] = time.monotonic() - t_step
             steps_timed += 1
             bar.update(1)
@@ -891,7 +973,8 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                 tok_s = steps_timed * cfg.tokens_per_step / (time.monotonic() - t_log)
                 mean_loss = sum(since_log) / len(since_log)  # over the steps since the last line, resumes included
                 log({"step": step, "tokens": step * cfg.tokens_per_step, "loss": mean_loss, "lr": lr,
-                     "grad_norm": grad_norm.item(), "tokens_per_s": tok_s})
+                     "grad_norm": grad_norm.item(), "tokens_per_s": tok_s, **RouterLog.report(router_totals)})
+                router_totals = None
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
                 t_log, steps_timed, since_log = time.monotonic(), 0, []
             if step % cfg.eval_interval == 0 and step < cfg.max_steps:

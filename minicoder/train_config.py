@@ -185,6 +185,13 @@ TRAIN_PRESETS = MappingProxyType({
         batch_size=8, seq_len=256, max_steps=1500, lr=2e-3, warmup_steps=40,
         eval_interval=150, eval_iters=8, checkpoint_interval=250, log_interval=10, out_dir="runs/tiny",
     )),
+    # `make train-tiny-moe`: the tiny-moe ModelConfig (MLA, 8 routed + 1 shared experts) on the same
+    # data and budget. A step costs more than tiny's (MLA's extra projections, the expert loop), so
+    # fewer are planned; fit_to_time_limit shortens them further on a slow machine.
+    "tiny-moe": MappingProxyType(dict(
+        batch_size=8, seq_len=256, max_steps=1000, lr=2e-3, warmup_steps=40,
+        eval_interval=100, eval_iters=8, checkpoint_interval=250, log_interval=10, out_dir="runs/tiny-moe",
+    )),
     # Stage 1: 1,024 / 2,304 / 3,840 windows a step (table 2), peak lr 5.3e-4 / 4.2e-4 / 3.5e-4.
     "deepseek-coder-1.3b": _stage1("1.3b", batch_size=8, grad_accum=128, lr=5.3e-4),
     "deepseek-coder-6.7b": _stage1("6.7b", batch_size=4, grad_accum=576, lr=4.2e-4),
@@ -198,6 +205,7 @@ TRAIN_PRESETS = MappingProxyType({
 # The ModelConfig preset each training preset trains; `--model` must agree (or be left out).
 TRAIN_PRESET_MODELS = MappingProxyType({
     "tiny": "tiny",
+    "tiny-moe": "tiny-moe",
     **{f"deepseek-coder-{size}": f"deepseek-coder-{size}-stage1" for size in ("1.3b", "6.7b", "33b")},
     **{f"deepseek-coder-{size}-long": f"deepseek-coder-{size}" for size in ("1.3b", "6.7b", "33b")},
 })

@@ -2,7 +2,9 @@
 
 The recipe on top of the library: it trains (or reuses from .cache/) a BPE tokenizer on the
 standard library, prepares its tokens through `minicoder prepare` (cached), trains the `tiny`
-presets within `--budget-s` seconds for the whole command, then prints validation bits per byte
+presets (`--preset tiny-moe`, `make train-tiny-moe`: the same data and budget with DeepSeek-V2's
+architecture, MLA and DeepSeekMoE, whose balance losses and expert loads go into metrics.jsonl
+and the loss plot) within `--budget-s` seconds for the whole command, then prints validation bits per byte
 over the whole held-out split, a completion of `def fibonacci(n):`, a FIM example, and how many of
 20 sampled completions of PARSE_HEADERS parse (`parses`: header + the completion cut where the
 function ends, before its first non-blank line in column 0, accepted by `ast.parse`).
@@ -30,6 +32,7 @@ BUDGET_S = 600.0  # the whole command, from a fresh clone whose .venv exists
 RESERVE_S = 30.0
 VOCAB_SIZE = 4096
 VAL_FRACTION = 0.1  # of the repositories (the standard library's top-level packages)
+TINY_PRESETS = ("tiny", "tiny-moe")  # ModelConfig and TrainConfig presets of the same names
 
 # -----------------------------------------------------------------------------
 # Judging samples: does a completed function parse?
@@ -91,7 +94,9 @@ def parses(header: str, completion: str, complete: bool, rule: str = "indent") -
 
 def register_cli(sub) -> None:
     t = sub.add_parser("train-tiny", help="the `make train-tiny` flow: tokenizer, tokens, training, samples in <= 10 min")
-    t.add_argument("--out", default="runs/tiny", help="run directory (default: runs/tiny)")
+    t.add_argument("--preset", default="tiny", choices=TINY_PRESETS,
+                   help="tiny (DeepSeek-Coder v1's architecture) or tiny-moe (V2's: MLA and DeepSeekMoE); default: tiny")
+    t.add_argument("--out", default=None, help="run directory (default: runs/<preset>)")
     t.add_argument("--cache-dir", default=".cache", help="where the tokenizer and tokens are cached (default: .cache)")
     t.add_argument("--budget-s", type=float, default=BUDGET_S,
                    help=f"wall-clock budget of the whole command, every phase included (default: {BUDGET_S:.0f}); "
@@ -103,6 +108,7 @@ def register_cli(sub) -> None:
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def run(args) -> int:
+        args.out = args.out or f"runs/{args.preset}"
         check_out_dir(args.out)  # an --out naming a file fails now, not after minutes of work
         if not math.isfinite(args.budget_s):
             raise ValueError(f"--budget-s must be a number of seconds, got {args.budget_s}")
@@ -171,12 +177,13 @@ def _cli_train_tiny(args) -> int:
           f"({sp['val']['bytes']:,} bytes) of the held-out packages {', '.join(val_repos)}; "
           f"{timings['tokens_s']:.1f} s")
 
-    model_config = ModelConfig.from_preset("tiny", vocab_size=tok.vocab_size)
+    preset = args.preset
+    model_config = ModelConfig.from_preset(preset, vocab_size=tok.vocab_size)
     overrides = {"out_dir": args.out, "seed": args.seed}
     if args.max_steps is not None:  # a shorter run keeps its warm-up to a tenth of it
-        warmup = TrainConfig.from_preset("tiny").warmup_steps
+        warmup = TrainConfig.from_preset(preset).warmup_steps
         overrides.update(max_steps=args.max_steps, warmup_steps=min(warmup, args.max_steps // 10))
-    cfg = TrainConfig.from_preset("tiny", **overrides)
+    cfg = TrainConfig.from_preset(preset, **overrides)
     run = Path(args.out)
     if args.retrain and find_checkpoint(run) is not None:
         for old in run.iterdir():
@@ -195,13 +202,14 @@ def _cli_train_tiny(args) -> int:
             print(f"[3/5] training: resuming {existing} at step {state['step']} of {cfg.max_steps}, "
                   f"at most {seconds:.0f} s")
         else:
-            print(f"[3/5] training the tiny preset ({model_config.num_params() / 1e6:.2f}M parameters): "
+            active = f", {model_config.num_active_params() / 1e6:.2f}M active" if model_config.is_moe else ""
+            print(f"[3/5] training the {preset} preset ({model_config.num_params() / 1e6:.2f}M parameters{active}): "
                   f"{cfg.max_steps} steps of {cfg.tokens_per_step:,} tokens, at most {seconds:.0f} s")
         # fit_to_time_limit: a machine too slow (or slowed down) for the preset's steps runs fewer, with
         # the whole schedule, rather than being cut before the learning rate drops
         cfg = dataclasses.replace(cfg, time_limit_s=max(1.0, seconds), fit_to_time_limit=True)
         train(model_config, cfg, data, tok, resume=existing is not None, progress=progress,
-              resume_command="make train-tiny")
+              resume_command=f"make train-{preset}")
     timings["training_s"] = time.monotonic() - t
     model, tok, _, _, state, _ = load_checkpoint(run)
 
@@ -213,7 +221,7 @@ def _cli_train_tiny(args) -> int:
     timings["evaluation_s"] = time.monotonic() - t
     print(f"[4/5] validation, the whole held-out split (every token once, windows of {cfg.seq_len}): "
           f"{full['bpb']:.3f} bits per byte ({full['loss']:.4f} nats/token) at step {state['step']} "
-          f"(of {state['train_config']['max_steps']} planned, the preset's {TrainConfig.from_preset('tiny').max_steps}), "
+          f"(of {state['train_config']['max_steps']} planned, the preset's {TrainConfig.from_preset(preset).max_steps}), "
           f"{state['tokens']:,} tokens trained; loss plot {run / 'loss.png'}")
 
     t = time.monotonic()
