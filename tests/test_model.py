@@ -74,6 +74,76 @@ def test_stage1_presets_follow_section_3_6(size):
     assert ModelConfig.from_preset("deepseek-coder-1.3b").n_kv_heads == 16
 
 
+@pytest.mark.parametrize("name, total, active", [
+    # DeepSeek-V2 table/section 3.1: Lite 15.7B total, 2.4B activated; V2 236B and 21B. Active = everything a
+    # token is multiplied by (attention, norms, dense MLPs, router, shared and its 6 routed experts, the head),
+    # not the input embedding, which it only reads a row of (ModelConfig.num_active_params).
+    ("deepseek-coder-v2-lite", 15.7, 2.4), ("deepseek-coder-v2", 236, 21),
+])
+def test_v2_presets_match_the_papers_parameter_counts(name, total, active):
+    cfg = ModelConfig.from_preset(name)
+    assert cfg.num_params() / 1e9 == pytest.approx(total, rel=0.01)
+    assert cfg.num_active_params() / 1e9 == pytest.approx(active, rel=0.03)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    assert model.num_params() == cfg.num_params()
+    routed = [p for n, p in model.named_parameters() if ".experts." in n]
+    per_token_routed = sum(p.numel() for p in routed) // cfg.n_routed_experts * cfg.n_activated_experts
+    embed = cfg.vocab_size * cfg.d_model
+    assert cfg.num_active_params() == cfg.num_params() - embed - sum(p.numel() for p in routed) + per_token_routed
+
+
+def test_v2_presets_follow_the_released_configs():
+    lite, v2 = ModelConfig.from_preset("deepseek-coder-v2-lite"), ModelConfig.from_preset("deepseek-coder-v2")
+    for cfg in (lite, v2):
+        assert (cfg.vocab_size, cfg.max_seq_len, cfg.kv_lora_rank, cfg.qk_nope_head_dim, cfg.qk_rope_head_dim,
+                cfg.v_head_dim) == (102400, 163840, 512, 128, 64, 128)
+        assert (cfg.rope_scaling_type, cfg.rope_scaling_factor, cfg.rope_original_max_seq_len, cfg.rope_beta_fast,
+                cfg.rope_beta_slow, cfg.rope_mscale, cfg.rope_mscale_all_dim) == ("yarn", 40.0, 4096, 32.0, 1.0, 0.707, 0.707)
+        assert (cfg.n_shared_experts, cfg.n_activated_experts, cfg.first_k_dense_replace) == (2, 6, 1)
+    assert (lite.n_layers, lite.d_model, lite.n_heads, lite.q_lora_rank, lite.n_routed_experts, lite.moe_d_ff,
+            lite.d_ff, lite.topk_method) == (27, 2048, 16, None, 64, 1408, 10944, "greedy")
+    assert (v2.n_layers, v2.d_model, v2.n_heads, v2.q_lora_rank, v2.n_routed_experts, v2.moe_d_ff, v2.d_ff,
+            v2.topk_method, v2.n_group, v2.topk_group, v2.routed_scaling_factor) == \
+        (60, 5120, 128, 1536, 160, 1536, 12288, "group_limited_greedy", 8, 3, 16.0)
+
+
+def tiny_v2(**overrides) -> ModelConfig:
+    base = dict(vocab_size=101, n_layers=3, d_model=40, n_heads=5, d_ff=52, max_seq_len=64, kv_lora_rank=20,
+                qk_nope_head_dim=10, qk_rope_head_dim=6, v_head_dim=14, n_routed_experts=8, n_shared_experts=2,
+                n_activated_experts=3, moe_d_ff=18, first_k_dense_replace=1)
+    return ModelConfig(**{**base, **overrides})
+
+
+@pytest.mark.parametrize("overrides", [{}, {"q_lora_rank": 24}, {"n_shared_experts": 0}, {"first_k_dense_replace": 0},
+                                       {"n_routed_experts": 0, "n_shared_experts": 0, "n_activated_experts": 0},
+                                       {"tie_embeddings": True}])
+def test_v2_analytic_count_matches_built_model(overrides):
+    cfg = tiny_v2(**overrides)
+    assert Transformer(cfg).num_params() == cfg.num_params()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: tiny_v2(n_activated_experts=9), "n_activated_experts=9 (top-k) is larger than n_routed_experts=8"),
+    (lambda: tiny_v2(topk_method="group_limited_greedy", n_group=3, topk_group=1), "n_group=3 does not divide n_routed_experts=8"),
+    (lambda: tiny_v2(topk_method="group_limited_greedy", n_group=4, topk_group=5), "topk_group=5 is larger than n_group=4"),
+    (lambda: tiny_v2(topk_method="group_limited_greedy", n_group=4, topk_group=1), "hold fewer than n_activated_experts=3; raise topk_group"),
+    (lambda: tiny_v2(qk_rope_head_dim=7), "qk_rope_head_dim=7 is odd, but RoPE rotates pairs"),
+    (lambda: tiny_v2(rope_scaling_type="yarn", rope_scaling_factor=4.0), "needs rope_original_max_seq_len"),
+    (lambda: tiny_v2(v_head_dim=None), "MLA (kv_lora_rank set) needs v_head_dim to be a positive integer"),
+    (lambda: tiny_v2(mla_impl="flash"), "unknown mla_impl 'flash'; choose one of: naive, absorb"),
+    (lambda: tiny_v2(moe_impl="loop"), "unknown moe_impl 'loop'; choose one of: naive, sorted"),
+    (lambda: tiny_v2(topk_method="best"), "unknown topk_method 'best'"),
+    (lambda: tiny_v2(n_devices=3), "n_devices=3 does not divide n_routed_experts=8"),
+    (lambda: tiny_v2(kv_lora_rank=None, q_lora_rank=8), "q_lora_rank is set but kv_lora_rank is None"),
+    (lambda: tiny_v2(capacity_factor=0.0), "capacity_factor must be positive"),
+])
+def test_bad_v2_configs_give_one_line_errors(make, message):
+    with pytest.raises(ValueError) as e:
+        make()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": True}, {"n_kv_heads": 6}, {"n_kv_heads": 1}])
 def test_analytic_count_matches_built_model(overrides):
     cfg = small_config(**overrides)
