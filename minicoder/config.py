@@ -129,8 +129,8 @@ PRESETS = MappingProxyType({
         n_devices=8, m_devices=3,
     )),
     # `make train-tiny-moe`: the V2 architecture at train-tiny's scale. MLA with a 64 + 16 latent,
-    # 8 routed experts (2 per token) plus 1 shared, the first block dense; YaRN x2 over 128 original
-    # positions, so the 256-token windows train past the original length as V2's long stages do.
+    # 8 routed experts (2 per token) plus 1 shared, the first block dense; plain RoPE (V2 pre-trains
+    # at 4K without YaRN too; chapter 5 stretches a tiny model with it).
     "tiny-moe": MappingProxyType(dict(
         vocab_size=4096, n_layers=4, d_model=192, n_heads=6, d_ff=512, max_seq_len=256,
         kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16, v_head_dim=32,

@@ -314,9 +314,10 @@ def checkpoint_info(path: str | Path) -> dict:
 
     state, model_config = read("trainer.json"), read("config.json")
     try:
-        params = ModelConfig.from_dict(model_config).num_params()
+        mc = ModelConfig.from_dict(model_config)
+        params, active = mc.num_params(), (mc.num_active_params() if mc.is_moe else None)
     except (TypeError, ValueError):
-        params = None
+        params = active = None
     tok_path = ckpt / "tokenizer.json"
     actual = file_sha256(tok_path) if tok_path.is_file() else None
     recorded = state.get("tokenizer_sha256") or actual
@@ -327,7 +328,7 @@ def checkpoint_info(path: str | Path) -> dict:
         "finished": state.get("finished"), "stopped": state.get("stopped"),
         **{k: state.get(k) for k in ("val_bpb_full", "val_loss_full", "val_tokens_full",
                                      "val_bpb", "val_loss", "val_sampled_windows")},
-        "params": params, "model_config": model_config, "train_config": train_config,
+        "params": params, "active_params": active, "model_config": model_config, "train_config": train_config,
         "tokenizer_sha256": recorded, "tokenizer_matches": actual is not None and actual == recorded,
         "vocab_size": Tokenizer.from_file(tok_path).vocab_size if tok_path.is_file() else None,
     }
@@ -356,7 +357,8 @@ def _cli_info(args) -> int:
         ("tokens", f"{info['tokens']:,}" if info["tokens"] is not None else "unknown"),
         ("val_bpb_full", figures("_full") + full_n + " (the whole validation split)"),
         ("val_bpb", figures("") + sampled_n + " (sampled estimate)"),
-        ("parameters", f"{info['params']:,}" if info["params"] is not None else "unknown"),
+        ("parameters", (f"{info['params']:,}" if info["params"] is not None else "unknown")
+         + (f" ({info['active_params']:,} active per token: MoE)" if info.get("active_params") else "")),
         ("model config", ", ".join(f"{k}={v}" for k, v in info["model_config"].items())),
         ("train config", ", ".join(f"{k}={v}" for k, v in info["train_config"].items()) or "not recorded"),
         ("tokenizer", f"sha256 {tok}, {info['vocab_size']} ids"
