@@ -18,7 +18,7 @@ TORCH_SPEC ?= torch==2.13.0
 OMP_WAIT_POLICY ?= PASSIVE
 export OMP_WAIT_POLICY
 
-.PHONY: setup test test-fast lint train-tiny train-tiny-moe student grade chapters chapters-build bench-tokenizer bench-train bench-train-tiny bench-data clean
+.PHONY: setup test test-fast lint train-tiny train-tiny-moe student grade chapters chapters-build bench-tokenizer bench-train bench-train-tiny bench-data bench-mla-moe clean
 
 setup: $(STAMP)
 
@@ -69,6 +69,9 @@ bench-train: setup
 
 bench-data: setup
 	$(PY) benchmarks/data.py
+
+bench-mla-moe: setup
+	$(PY) benchmarks/mla_moe.py
 
 clean:
 	rm -rf $(VENV) .cache runs
