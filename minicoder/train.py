@@ -345,10 +345,13 @@ def _read_json(path: Path) -> dict:
 
 
 # What may differ between a stage-1 checkpoint and the 16K stage that starts from its weights.
-STAGE_FIELDS = ("max_seq_len", "rope_theta", "rope_scaling_type", "rope_scaling_factor", "init_scheme", "init_std")
+STAGE_FIELDS = ("max_seq_len", "rope_theta", "rope_scaling_type", "rope_scaling_factor", "init_scheme", "init_std",
+                "rope_original_max_seq_len", "rope_beta_fast", "rope_beta_slow", "rope_mscale", "rope_mscale_all_dim")
+# Switches between paths that compute the same function from the same weights.
+IMPL_FIELDS = ("attn_impl", "mla_impl", "moe_impl")
 
 
-def check_same_config(ckpt: Path, saved: dict, expected: ModelConfig, ignore: tuple[str, ...] = ("attn_impl",),
+def check_same_config(ckpt: Path, saved: dict, expected: ModelConfig, ignore: tuple[str, ...] = IMPL_FIELDS,
                       fix: str = "use the same --preset/--model, or another --out to start a new run") -> None:
     """Raise if the checkpoint's model config differs from `expected` in a field not in `ignore`.
 
@@ -821,7 +824,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         if source is None:
             raise FileNotFoundError(f"init_from={cfg.init_from} holds no checkpoint; train that stage first "
                                     "(e.g. the stage-1 preset), or pass --init-from none for random weights")
-        check_same_config(source, _read_json(source / "config.json"), model_config, ignore=("attn_impl", *STAGE_FIELDS),
+        check_same_config(source, _read_json(source / "config.json"), model_config, ignore=(*IMPL_FIELDS, *STAGE_FIELDS),
                           fix="--init-from must name a run of the same model shape (only context and RoPE may differ)")
         _load_weights(model, source)
 

@@ -91,3 +91,19 @@ def test_moe_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
                     json.dumps(asdict(cfg)), str(tmp_path / "losses.json"), str(tmp_path / "ddp.json")],
                    check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert json.loads((tmp_path / "losses.json").read_text()) == pytest.approx(one["losses"], abs=1e-5)
+
+
+def test_yarn_stage_starts_from_the_plain_stage_weights(tok, data, tmp_path):
+    # V2's long-context stages: the same weights, YaRN switched on and a longer context (section 3.1.4 of V2).
+    stage1 = micro_moe(tok)
+    train(stage1, micro_train(tmp_path / "s1", max_steps=3), data, tok, progress=False)
+    yarn = ModelConfig.from_dict({**stage1.to_dict(), "max_seq_len": 64, "rope_scaling_type": "yarn",
+                                  "rope_scaling_factor": 2.0, "rope_original_max_seq_len": 32,
+                                  "rope_mscale": 0.707, "rope_mscale_all_dim": 0.707, "mla_impl": "absorb"})
+    out = train(yarn, micro_train(tmp_path / "s2", max_steps=3, seq_len=64, init_from=str(tmp_path / "s1")),
+                data, tok, progress=False)
+    assert out["step"] == 3
+    with pytest.raises(ValueError, match="kv_lora_rank: 16 in the checkpoint, 8 requested"):
+        train(ModelConfig.from_dict({**yarn.to_dict(), "kv_lora_rank": 8}),
+              micro_train(tmp_path / "s3", max_steps=3, seq_len=64, init_from=str(tmp_path / "s1")), data, tok,
+              progress=False)
