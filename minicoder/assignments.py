@@ -172,6 +172,7 @@ _ROPE = ("rope:rope_frequencies", "rope:rope_angles", "rope:rope_cos_sin", "rope
 _TRANSFORMER = ("layers:RMSNorm.forward", "model:FeedForward.forward", *_ROPE, "layers:causal_mask", "model:repeat_kv",
                 "model:attention_naive", "model:KVCache.update", "model:Attention.forward")
 _TRAINING = ("train:lr_at", "train:param_groups", "data:bits_per_byte")
+_CH6 = "chapters/06_mla.ipynb"
 ASSIGNMENTS = {
     a.name: a
     for a in [
@@ -416,6 +417,57 @@ ASSIGNMENTS = {
             chapters=(_CH4,),
             # Chapter 4's section 5 samples with temperature and top-k; its exercises are the training assignment's.
             requires=("transformers",),  # the graded tests' oracle (HF's logits warpers)
+        ),
+        Assignment(
+            "mla", "Multi-head Latent Attention: the latent cache, naive and absorbed attention, the projections "
+            "(chapter 6)",
+            parts=tuple(Part(name, tuple(f"tests/test_mla_graded.py::{t}" for t in tests), hint)
+                        for name, tests, hint in [
+                ("mla:MLACache.update_latent", ("test_update_latent_stores_and_returns_the_prefix",),
+                 "store c_kv and k_pe at their positions, return the layer's prefix"),
+                ("mla:MLA._attend_naive", ("test_attend_naive_equals_float64",
+                                           "test_attend_naive_with_its_cache_equals_float64_and_caches_keys_and_values"),
+                 "equations (10)-(18): per-head keys and values from c_kv, then causal attention"),
+                ("mla:MLA._attend_absorb", ("test_attend_absorb_equals_float64",
+                                            "test_attend_absorb_with_the_latent_cache_equals_float64",
+                                            "test_attend_absorb_decodes_without_a_per_head_key_or_value"),
+                 "the same against the latents: W_UK folded into the query, W_UV after the sum"),
+                ("mla:MLA.forward", ("test_forward_projects_rotates_and_hands_over_to_its_path",),
+                 "the projections: both query parts, c_kv and k_pe, the norms, RoPE, then wo"),
+                ("MLA (end to end)", ("test_mla_equals_the_papers_equations_and_decodes_through_its_cache",
+                                      "test_v2_model_equals_transformers_and_decodes_through_its_cache"),
+                 "everything together: the paper in float64, transformers' DeepseekV2ForCausalLM, cached decoding"),
+            ]),
+            chapters=(_CH6,),
+            # Chapter 6's exercises are not declared: its section 2 reads section 1's configs (`v2`), so "section 2"
+            # does not run alone, and exercises 2-4 need nothing this assignment stubs.
+            requires=("transformers",),  # the graded tests' oracle (DeepseekV2ForCausalLM)
+        ),
+        Assignment(
+            "moe", "DeepSeekMoE: the gate (greedy, group-limited, V3's bias), balance losses, token dropping, "
+            "the sorted dispatch",
+            parts=tuple(Part(name, tuple(f"tests/test_moe_graded.py::{t}" for t in tests), hint)
+                        for name, tests, hint in [
+                ("moe:Gate.forward", ("test_gate_equals_deepseeks_routing_in_float64",
+                                      "test_gate_bias_steers_the_choice_but_not_the_weights",
+                                      "test_gate_routes_in_float32_whatever_the_input_dtype",
+                                      "test_gate_equals_transformers_router"),
+                 "affinities, top-K (within the best groups), the gates: normalised or scaled"),
+                ("moe:balance_losses", ("test_balance_losses_equal_the_equations", "test_balance_losses_by_hand",
+                                        "test_balance_losses_send_their_gradient_through_the_scores"),
+                 "L_ExpBal, L_DevBal, L_CommBal per sequence, averaged over the batch"),
+                ("moe:capacity_mask", ("test_capacity_mask_by_hand", "test_capacity_mask_keeps_the_highest_priority_pairs"),
+                 "each expert keeps its `capacity` pairs of highest affinity"),
+                ("moe:MoE._forward_sorted", ("test_forward_sorted_equals_float64_pair_by_pair",
+                                             "test_forward_sorted_runs_each_expert_once_on_its_own_tokens",
+                                             "test_forward_sorted_runs_in_the_input_dtype"),
+                 "sort the (token, expert) pairs by expert, run each expert once on its slice, index_add back"),
+                ("MoE (end to end)", ("test_moe_layer_equals_transformers",
+                                      "test_moe_layer_in_training_drops_and_balances_as_the_paper_says",
+                                      "test_v2_model_equals_transformers"),
+                 "everything together: transformers' DeepseekV2Moe and DeepseekV2ForCausalLM, dropping, losses"),
+            ]),
+            requires=("transformers",),  # the graded tests' oracle (DeepseekV2Moe, DeepseekV2ForCausalLM)
         ),
     ]
 }

@@ -128,10 +128,12 @@ class MLACache:
         if self.c_kv is None:
             raise ValueError("this MLACache holds per-head keys and values (mla_impl='naive'); "
                              "make it from a config with mla_impl='absorb' to cache the latents")
+        # BEGIN ASSIGNMENT mla
         end = start_pos + c_kv.shape[1]
         self.c_kv[layer][:, start_pos:end] = c_kv
         self.k_pe[layer][:, start_pos:end] = k_pe
         return self.c_kv[layer][:, :end], self.k_pe[layer][:, :end]  # (B, S, kv_lora_rank), (B, S, qk_rope)
+        # END ASSIGNMENT
 
     def update_kv(self, layer: int, start_pos: int, k: torch.Tensor, v: torch.Tensor):
         """mla_impl "naive": store k (B, nh, T, qk_nope + qk_rope) and v (B, nh, T, v_head_dim) at positions
@@ -182,6 +184,10 @@ class MLA(nn.Module):
                 kv_cache: MLACache | None = None, start_pos: int = 0) -> torch.Tensor:
         """Causal MLA of x (B, T, C) at positions start_pos..start_pos+T-1 -> (B, T, C).
 
+        Project x to each head's query [q_nope | q_pe] (wq; or wq_a, q_norm, wq_b) and to [c_kv | k_pe]
+        (wkv_a); norm c_kv (kv_norm); rotate q_pe and k_pe (`apply_rope_interleaved`); attend with
+        `_attend_naive` or `_attend_absorb` as mla_impl says; project the heads' outputs back with wo.
+
         Args:
             x: the normed residual stream (B, T, d_model).
             cos, sin: RoPE tables (T, qk_rope_head_dim) of these positions (`rope.rope_tables`).
@@ -208,6 +214,7 @@ class MLA(nn.Module):
         if kv_cache is None and start_pos:
             raise ValueError(f"start_pos={start_pos} needs the MLACache that holds the earlier positions; "
                              f"pass kv_cache=")
+        # BEGIN ASSIGNMENT mla
         B, T, _ = x.shape
         nh = self.n_heads
         # -- queries: [q_nope | q_pe] per head --
@@ -226,9 +233,37 @@ class MLA(nn.Module):
             y = self._attend_absorb(q_nope, q_pe, c_kv, k_pe, kv_cache, start_pos)  # (B, nh, T, v_head)
         y = y.transpose(1, 2).reshape(B, T, nh * self.v_head_dim)  # (B, T, nh*v_head)
         return self.wo(y)  # (B, T, C)
+        # END ASSIGNMENT
 
     def _attend_naive(self, q_nope, q_pe, c_kv, k_pe, kv_cache, start_pos):
-        """Equations (10)-(18) as written: per-head keys and values from c_kv, then attention."""
+        """Equations (10)-(18) as written: per-head keys and values from c_kv, then causal attention.
+
+        Args:
+            q_nope, q_pe: the queries' two parts, (B, nh, T, qk_nope_head_dim) and
+                (B, nh, T, qk_rope_head_dim), q_pe rotated.
+            c_kv: the latents (B, T, kv_lora_rank), through kv_norm. k_pe: the shared RoPE keys
+                (B, T, qk_rope_head_dim), rotated.
+            kv_cache: None, or an MLACache of mla_impl "naive": store this call's per-head keys and values
+                with `update_kv` and attend to all S = start_pos + T positions it returns.
+            start_pos: the position of the first query; query t sees keys 0..start_pos + t.
+
+        Returns (B, nh, T, v_head_dim): head i's keys are [W_UK,i c_kv ; k_pe], its values W_UV,i c_kv
+        (wkv_b's rows are [W_UK,i ; W_UV,i] head after head); o = softmax(q . k * softmax_scale) v, the
+        softmax written out for attn_impl "naive", `F.scaled_dot_product_attention` for "sdpa".
+
+        >>> cfg = ModelConfig(vocab_size=8, n_layers=1, d_model=4, n_heads=1, d_ff=4, max_seq_len=4,
+        ...                   kv_lora_rank=2, qk_nope_head_dim=2, qk_rope_head_dim=2, v_head_dim=2)
+        >>> mla = MLA(cfg, layer=0)  # softmax_scale = 1/sqrt(2 + 2) = 1/2
+        >>> mla.wkv_b.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])  # k_C = c
+        >>> c_kv = torch.tensor([[[1.0, 1.0], [3.0, -1.0]]])  # (B=1, T=2, d_c=2): v = W_UV c = (2, 3), (6, -3)
+        >>> k_pe = torch.tensor([[[0.0, 0.0], [1.0, 0.0]]])   # (1, 2, rope)
+        >>> q_nope, q_pe = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)  # (B, nh, T, nope), (B, nh, T, rope)
+        >>> q_pe[0, 0, 1, 0] = 2 * torch.tensor(3.0).log()  # query 1 scores its keys 0 and ln 3: weights 1/4, 3/4
+        >>> y = mla._attend_naive(q_nope, q_pe, c_kv, k_pe, None, 0)
+        >>> [[round(v, 4) for v in row] for row in y[0, 0].tolist()]  # query 0 sees key 0 only
+        [[2.0, 3.0], [5.0, -1.5]]
+        """
+        # BEGIN ASSIGNMENT mla
         B, nh, T, _ = q_nope.shape
         kv = self.wkv_b(c_kv).view(B, T, nh, self.qk_nope_head_dim + self.v_head_dim)  # (B, T, nh, nope+v_head)
         kv = kv.transpose(1, 2)  # (B, nh, T, nope+v_head)
@@ -250,12 +285,36 @@ class MLA(nn.Module):
         scores = scores.masked_fill(~mask, float("-inf"))  # (B, nh, T, S)
         p = F.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, nh, T, S)
         return p @ v  # (B, nh, T, v_head)
+        # END ASSIGNMENT
 
     def _attend_absorb(self, q_nope, q_pe, c_kv, k_pe, kv_cache, start_pos):
         """Attention against the latents: W_UK folded into the query, W_UV applied after the sum.
 
+        Takes the arguments of `_attend_naive` and returns the same (B, nh, T, v_head_dim), but never forms a
+        per-head key or value: scores are (W_UK,i^T q_nope) . c_kv + q_pe . k_pe, times softmax_scale; the
+        output is W_UV,i applied to the softmax-weighted sum of c_kv. kv_cache: None, or an MLACache of
+        mla_impl "absorb", which holds only c_kv and k_pe (`update_latent`).
+
         Subscripts: b batch, h head, t query, s key, c latent (kv_lora_rank), n nope, r rope, v value.
+
+        >>> cfg = ModelConfig(vocab_size=8, n_layers=1, d_model=4, n_heads=1, d_ff=4, max_seq_len=4,
+        ...                   kv_lora_rank=2, qk_nope_head_dim=2, qk_rope_head_dim=2, v_head_dim=2, mla_impl="absorb")
+        >>> mla = MLA(cfg, layer=0)  # softmax_scale = 1/sqrt(2 + 2) = 1/2
+        >>> mla.wkv_b.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]])  # k_C = c
+        >>> c_kv = torch.tensor([[[1.0, 1.0], [3.0, -1.0]]])  # (B=1, T=2, d_c=2): v = W_UV c = (2, 3), (6, -3)
+        >>> k_pe = torch.tensor([[[0.0, 0.0], [1.0, 0.0]]])   # (1, 2, rope)
+        >>> q_nope, q_pe = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)  # (B, nh, T, nope), (B, nh, T, rope)
+        >>> q_pe[0, 0, 1, 0] = 2 * torch.tensor(3.0).log()  # query 1 scores its keys 0 and ln 3: weights 1/4, 3/4
+        >>> y = mla._attend_absorb(q_nope, q_pe, c_kv, k_pe, None, 0)
+        >>> [[round(v, 4) for v in row] for row in y[0, 0].tolist()]  # the naive path's answer
+        [[2.0, 3.0], [5.0, -1.5]]
+        >>> cache = MLACache(cfg, batch_size=1)  # now position 0, then position 1 against the cached latents
+        >>> _ = mla._attend_absorb(q_nope[:, :, :1], q_pe[:, :, :1], c_kv[:, :1], k_pe[:, :1], cache, 0)
+        >>> y1 = mla._attend_absorb(q_nope[:, :, 1:], q_pe[:, :, 1:], c_kv[:, 1:], k_pe[:, 1:], cache, 1)
+        >>> [round(v, 4) for v in y1[0, 0, 0].tolist()], cache.k  # the same output; no key in the cache
+        ([5.0, -1.5], None)
         """
+        # BEGIN ASSIGNMENT mla
         T = q_nope.shape[2]
         W = self.wkv_b.weight.view(self.n_heads, -1, self.kv_lora_rank)  # (nh, nope+v_head, d_c)
         W_UK, W_UV = W.split([self.qk_nope_head_dim, self.v_head_dim], dim=1)  # (nh, nope, d_c), (nh, v_head, d_c)
@@ -269,3 +328,4 @@ class MLA(nn.Module):
         p = F.softmax(scores.float(), dim=-1).to(q_nope.dtype)  # (B, nh, T, S)
         o_lat = torch.einsum("bhts,bsc->bhtc", p, c_kv)  # (B, nh, T, d_c)
         return torch.einsum("bhtc,hvc->bhtv", o_lat, W_UV)  # (B, nh, T, v_head)
+        # END ASSIGNMENT

@@ -105,21 +105,30 @@ class Gate(nn.Module):
 
         `indices` are each token's K chosen experts, best first; `weights` their gates g; `scores`
         the affinities s over all experts (before the bias and the group mask: the balance losses
-        use them).
+        use them). The module's docstring gives the rules: scoring_func, topk_method, norm_topk_prob and
+        routed_scaling_factor, and expert_bias (choosing only).
 
         >>> cfg = ModelConfig(vocab_size=8, n_layers=1, d_model=2, n_heads=1, d_ff=4, max_seq_len=4,
         ...                   n_routed_experts=4, n_activated_experts=2, moe_d_ff=2)
         >>> gate = Gate(cfg)
         >>> gate.weight.data = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
-        >>> weights, indices, scores = gate(torch.tensor([[math.log(4), math.log(2)]]))
+        >>> x = torch.tensor([[math.log(4), math.log(2)]])
+        >>> weights, indices, scores = gate(x)
         >>> scores.tolist()  # softmax of logits ln 4, ln 2, 0, 0 = (4, 2, 1, 1) / 8
         [[0.5, 0.25, 0.125, 0.125]]
         >>> indices.tolist(), weights.tolist()
         ([[0, 1]], [[0.5, 0.25]])
         >>> gate.norm_topk_prob = True  # renormalised to sum to 1
-        >>> [round(w, 4) for w in gate(torch.tensor([[math.log(4), math.log(2)]]))[0][0].tolist()]
+        >>> [round(w, 4) for w in gate(x)[0][0].tolist()]
         [0.6667, 0.3333]
+        >>> gate.weight.data = torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]])  # s = (16, 1, 2, 1) / 20
+        >>> gate(x)[1].tolist()  # greedy: the best two of all
+        [[0, 2]]
+        >>> gate.topk_method, gate.n_group, gate.topk_group = "group_limited_greedy", 2, 1  # groups {0, 1}, {2, 3}
+        >>> gate(x)[1].tolist()  # only the best group may be chosen from
+        [[0, 1]]
         """
+        # BEGIN ASSIGNMENT moe
         logits = F.linear(x.float(), self.weight.float())  # (N, N_r)
         scores = logits.softmax(dim=-1) if self.scoring_func == "softmax" else logits.sigmoid()  # (N, N_r)
         choice = scores if self.expert_bias is None else scores + self.expert_bias  # (N, N_r)
@@ -145,6 +154,7 @@ class Gate(nn.Module):
         else:
             weights = weights * self.routed_scaling_factor
         return weights, indices, scores
+        # END ASSIGNMENT
 
 
 class Expert(nn.Module):
@@ -191,6 +201,7 @@ def balance_losses(scores: torch.Tensor, indices: torch.Tensor, config: ModelCon
     >>> [loss.item() for loss in balance_losses(scores, indices, cfg, batch_size=1, seq_len=2)]
     [1.0, 1.0, 0.5]
     """
+    # BEGIN ASSIGNMENT moe
     B, T, E, K = batch_size, seq_len, config.n_routed_experts, config.n_activated_experts
     D, M = config.balance_devices, config.balance_m_devices
     s = scores.float().view(B, T, E)  # (B, T, E)
@@ -207,6 +218,7 @@ def balance_losses(scores: torch.Tensor, indices: torch.Tensor, config: ModelCon
     f_comm = sent.sum(dim=1) * D / (M * T)  # (B, D)
     comm_loss = (f_comm * P_dev).sum(-1).mean()
     return expert_loss, device_loss, comm_loss
+    # END ASSIGNMENT
 
 
 def capacity_mask(indices: torch.Tensor, priority: torch.Tensor, capacity: int, n_experts: int) -> torch.Tensor:
@@ -224,6 +236,7 @@ def capacity_mask(indices: torch.Tensor, priority: torch.Tensor, capacity: int, 
     >>> capacity_mask(indices, priority, capacity=2, n_experts=3).tolist()  # expert 0 drops its 0.5
     [[True, True], [False, True], [True, True]]
     """
+    # BEGIN ASSIGNMENT moe
     experts = indices.flatten()  # (A,) A = N * K pairs
     order = priority.flatten().argsort(descending=True, stable=True)  # (A,) best first
     order = order[experts[order].argsort(stable=True)]  # (A,) grouped by expert, best first within each
@@ -233,6 +246,7 @@ def capacity_mask(indices: torch.Tensor, priority: torch.Tensor, capacity: int, 
     keep = torch.empty_like(experts, dtype=torch.bool)
     keep[order] = rank < capacity
     return keep.view_as(indices)  # (N, K)
+    # END ASSIGNMENT
 
 
 class MoE(nn.Module):
@@ -307,8 +321,24 @@ class MoE(nn.Module):
                         indices: torch.Tensor) -> torch.Tensor:
         """Each expert once, on a contiguous slice of its tokens: x (N, C) and A pairs -> (N, C).
 
-        tokens, weights, indices (A,): the token, gate and expert of each kept (token, expert) pair.
+        tokens, weights, indices (A,): the token, gate and expert of each kept (token, expert) pair, in any
+        order. Sort the pairs by expert, run each expert that has pairs once on the rows of x of its pairs
+        (every expert sees its own tokens only), scale each output row by its gate (in x's dtype) and add it
+        to its token's row; a token without pairs gets zeros.
+
+        >>> cfg = ModelConfig(vocab_size=8, n_layers=1, d_model=2, n_heads=1, d_ff=4, max_seq_len=4,
+        ...                   n_routed_experts=3, n_activated_experts=2, moe_d_ff=2)
+        >>> moe = MoE(cfg)
+        >>> for e, expert in enumerate(moe.experts):  # w1 = w2 = I, w3 = (e + 1) I: x -> (e + 1) silu(x) x
+        ...     for w, scale in ((expert.w1, 1.0), (expert.w2, 1.0), (expert.w3, e + 1.0)):
+        ...         w.weight.data = scale * torch.eye(2)
+        >>> x = torch.tensor([[1.0, -2.0], [1.0, -2.0], [3.0, 3.0]])  # silu(1) * 1, silu(-2) * -2 = 0.7311, 0.4768
+        >>> y = moe._forward_sorted(x, tokens=torch.tensor([0, 1, 0]), weights=torch.tensor([0.5, 1.0, 0.25]),
+        ...                         indices=torch.tensor([2, 0, 0]))
+        >>> [[round(v, 4) for v in row] for row in y.tolist()]  # 0.5 * 3 + 0.25 * 1 = 1.75 times; 1 time; no pair
+        [[1.2794, 0.8344], [0.7311, 0.4768], [0.0, 0.0]]
         """
+        # BEGIN ASSIGNMENT moe
         order = indices.argsort(stable=True)  # (A,) pairs grouped by expert
         tokens, weights = tokens[order], weights[order]  # (A,) each
         counts = torch.bincount(indices, minlength=len(self.experts)).tolist()  # pairs per expert
@@ -316,6 +346,7 @@ class MoE(nn.Module):
         outs = [expert(xe) for expert, xe in zip(self.experts, x_sorted.split(counts)) if len(xe)]  # [(A_i, C)]
         out = torch.cat(outs) * weights.to(x.dtype)[:, None]  # (A, C) in the same order as `tokens`
         return torch.zeros_like(x).index_add_(0, tokens, out)  # (N, C)
+        # END ASSIGNMENT
 
     @torch.no_grad()
     def update_bias(self, expert_counts: torch.Tensor) -> None:

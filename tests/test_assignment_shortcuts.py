@@ -1,5 +1,5 @@
-"""Shortcuts and typical slips in the transformer, training and sampling assignments fail the test meant
-to catch them, and only that test.
+"""Shortcuts and typical slips in the transformer, training, sampling, mla and moe assignments fail the test
+meant to catch them, and only that test.
 
 Run: .venv/bin/pytest tests/test_assignment_shortcuts.py -q     (about 40 s: one grading run per case)
 
@@ -7,7 +7,9 @@ Each case makes a student package in which every other function of the assignmen
 writes one function as a student who takes the shortcut would, grades that function alone, and
 checks exactly which graded tests fail. The headline case: an `attention_naive` that calls torch's
 `F.scaled_dot_product_attention` computes the right numbers, and must still fail (the point of the
-exercise is writing the masked softmax out). Not a graded file: it tests the graders.
+exercise is writing the masked softmax out); likewise an absorbed MLA that expands the cached latents into
+per-head keys, and a sorted MoE dispatch that runs every expert on every token. Not a graded file: it tests
+the graders.
 """
 
 import re
@@ -17,6 +19,22 @@ import pytest
 from minicoder.assignments import ASSIGNMENTS, find_regions, grade, make_student_copy
 
 TR, TRAIN, SAMP = "tests/test_transformer_graded.py", "tests/test_training_graded.py", "tests/test_sampling_graded.py"
+MLA, MOE, EXAMPLES = "tests/test_mla_graded.py", "tests/test_moe_graded.py", "tests/test_worked_examples.py"
+# The right numbers by the naive route: per-head keys and values expanded from the latents the cache holds.
+ABSORB_THAT_EXPANDS = """W = self.wkv_b.weight.view(self.n_heads, -1, self.kv_lora_rank)
+W_UK, W_UV = W.split([self.qk_nope_head_dim, self.v_head_dim], dim=1)
+if kv_cache is not None:
+    c_kv, k_pe = kv_cache.update_latent(self.layer, start_pos, c_kv, k_pe)
+k = torch.einsum("bsc,hnc->bhsn", c_kv, W_UK)
+v = torch.einsum("bsc,hvc->bhsv", c_kv, W_UV)
+scores = (q_nope @ k.transpose(-2, -1) + q_pe @ k_pe[:, None].transpose(-2, -1)) * self.softmax_scale
+mask = causal_mask(q_nope.shape[2], c_kv.shape[1], start_pos, q_nope.device)
+p = F.softmax(scores.masked_fill(~mask, float("-inf")).float(), dim=-1).to(q_nope.dtype)
+return p @ v"""
+# The right numbers by the masked route: every expert on every token, the pairs' gates as a dense matrix.
+SORTED_THAT_RUNS_EVERY_EXPERT = """N, E = x.shape[0], len(self.experts)
+dense = torch.zeros(N, E, dtype=weights.dtype).index_put((tokens, indices), weights, accumulate=True)
+return self._forward_naive(x, dense, torch.arange(E).expand(N, E))"""
 
 
 def reference_body(module: str, function: str, assignment: str) -> str:
@@ -65,6 +83,16 @@ CASES = {
         {f"{TRAIN}::test_param_groups_leave_frozen_parameters_out"}),
     "sample_next_ignores_the_generator": (
         "sampling", "generate", "sample_next", None, {f"{SAMP}::test_sample_next_is_repeatable_with_a_seed"}),
+    "attend_absorb_expands_the_cached_latents": (
+        "mla", "mla", "MLA._attend_absorb", ABSORB_THAT_EXPANDS,
+        {f"{MLA}::test_attend_absorb_decodes_without_a_per_head_key_or_value"}),
+    "attend_absorb_calls_attend_naive": (
+        "mla", "mla", "MLA._attend_absorb", "return self._attend_naive(q_nope, q_pe, c_kv, k_pe, kv_cache, start_pos)",
+        {f"{MLA}::test_attend_absorb_with_the_latent_cache_equals_float64",
+         f"{MLA}::test_attend_absorb_decodes_without_a_per_head_key_or_value", f"{EXAMPLES}::test_worked_examples"}),
+    "forward_sorted_runs_every_expert_on_every_token": (
+        "moe", "moe", "MoE._forward_sorted", SORTED_THAT_RUNS_EVERY_EXPERT,
+        {f"{MOE}::test_forward_sorted_runs_each_expert_once_on_its_own_tokens"}),
 }
 
 

@@ -150,7 +150,7 @@ def test_package_layout_and_no_solution_region(stubbed, name):
     md = (out / "ASSIGNMENT.md").read_text(encoding="utf-8")
     order = [md.index(f"`{p.short}`") for p in a.parts]
     assert order == sorted(order), "ASSIGNMENT.md lists the functions in the suggested order"
-    assert "make test FN=" in md and "make grade" in md and "make chapter" in md
+    assert "make test FN=" in md and "make grade" in md and ("make chapter" in md or not a.chapters)
     assert "pytest-timeout" in (out / "requirements.txt").read_text(encoding="utf-8")
 
 

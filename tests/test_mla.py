@@ -2,16 +2,15 @@
 
 Run: .venv/bin/pytest tests/test_mla.py -q
 
-The oracle is `paper_mla` below: DeepSeek-V2's equations (9)-(19) transcribed one token and one head
-at a time in float64, with each RoPE pair turned by an explicit 2x2 matrix and each query's causal
-softmax written out. It reads the weights by the released layout (wkv_a = [W_DKV; W_KR], wkv_b and
-wq_b per head [nope | rest]), so it also pins that layout, which hf.py relies on.
+The oracle is `paper_mla` (in tests/test_mla_graded.py): DeepSeek-V2's equations (9)-(19) transcribed
+one token and one head at a time in float64, with each RoPE pair turned by an explicit 2x2 matrix and
+each query's causal softmax written out. It reads the weights by the released layout (wkv_a =
+[W_DKV; W_KR], wkv_b and wq_b per head [nope | rest]), so it also pins that layout, which hf.py relies on.
 """
-
-import math
 
 import pytest
 import torch
+from test_mla_graded import paper_mla  # the float64 oracle, written once
 from torch.overrides import TorchFunctionMode
 
 from minicoder.config import ModelConfig
@@ -54,60 +53,6 @@ def inputs(config: ModelConfig, B: int = 2, T: int = 13, seed: int = 1):
     torch.manual_seed(seed)
     cos, sin = rope_tables(config, config.max_seq_len)  # (max_seq_len, rope) each
     return torch.randn(B, T, config.d_model), cos, sin
-
-
-# ---------------------------------------------------------------- the oracle
-
-def paper_mla(mla: MLA, config: ModelConfig, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """DeepSeek-V2 equations (9)-(19) in float64, for x (B, T, d_model) at positions 0..T-1."""
-    c = config
-    nh, dn, dr, dv, dc = c.n_heads, c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim, c.kv_lora_rank
-    dq = dn + dr
-    W = {name: p.detach().double() for name, p in mla.named_parameters()}
-    x, cos, sin = x.double(), cos.double(), sin.double()
-    scale = 1 / math.sqrt(dq)
-    if c.rope_scaling_type == "yarn":  # YaRN's temperature on every dimension: (0.1 * mscale_all * ln s + 1)^2
-        scale *= (0.1 * c.rope_mscale_all_dim * math.log(c.rope_scaling_factor) + 1) ** 2
-
-    def rms_norm(v, w):
-        return v / torch.sqrt((v * v).mean() + c.norm_eps) * w
-
-    def rope(v, m):  # pair (v[2i], v[2i+1]) turned by the angle of pair i at position m
-        out = torch.empty_like(v)
-        for i in range(len(v) // 2):
-            R = torch.stack([torch.stack([cos[m, i], -sin[m, i]]), torch.stack([sin[m, i], cos[m, i]])])
-            out[2 * i:2 * i + 2] = R @ v[2 * i:2 * i + 2]
-        return out
-
-    W_DKV, W_KR = W["wkv_a.weight"][:dc], W["wkv_a.weight"][dc:]
-    W_UK = [W["wkv_b.weight"][i * (dn + dv):i * (dn + dv) + dn] for i in range(nh)]
-    W_UV = [W["wkv_b.weight"][i * (dn + dv) + dn:(i + 1) * (dn + dv)] for i in range(nh)]
-    W_q = W["wq.weight"] if c.q_lora_rank is None else W["wq_b.weight"]
-    W_UQ = [W_q[i * dq:i * dq + dn] for i in range(nh)]
-    W_QR = [W_q[i * dq + dn:(i + 1) * dq] for i in range(nh)]
-
-    B, T, _ = x.shape
-    out = torch.zeros(B, T, c.d_model, dtype=torch.float64)
-    for b in range(B):
-        k, v, q = {}, {}, {}
-        for t in range(T):
-            h_t = x[b, t]
-            c_kv = rms_norm(W_DKV @ h_t, W["kv_norm.weight"])  # (9)
-            c_q = h_t if c.q_lora_rank is None else rms_norm(W["wq_a.weight"] @ h_t, W["q_norm.weight"])  # (12)
-            k_R = rope(W_KR @ h_t, t)  # (15), shared by every head
-            for i in range(nh):
-                k[t, i] = torch.cat([W_UK[i] @ c_kv, k_R])  # (10), (17)
-                v[t, i] = W_UV[i] @ c_kv  # (11)
-                q[t, i] = torch.cat([W_UQ[i] @ c_q, rope(W_QR[i] @ c_q, t)])  # (13), (14), (16)
-        for t in range(T):
-            heads = []
-            for i in range(nh):
-                scores = torch.stack([q[t, i] @ k[j, i] * scale for j in range(t + 1)])  # keys 0..t only
-                p = torch.exp(scores - scores.max())
-                p = p / p.sum()
-                heads.append(sum(p[j] * v[j, i] for j in range(t + 1)))  # (18)
-            out[b, t] = W["wo.weight"] @ torch.cat(heads)  # (19)
-    return out
 
 
 # ---------------------------------------------------------------- the two paths and the oracle

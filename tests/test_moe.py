@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from test_moe_graded import reference_keep, reference_losses, reference_route  # written once
 
 from minicoder.config import ModelConfig
 from minicoder.moe import MoE, balance_losses, capacity_mask
@@ -122,41 +123,6 @@ def test_runs_in_the_input_dtype(impl):
 
 # ---------------------------------------------------------------- 2. routing: DeepSeek's V2 code, transformers
 
-def reference_route(x: torch.Tensor, W: torch.Tensor, cfg: ModelConfig):
-    """DeepSeek's MoEGate (V2; V3 for sigmoid), one token at a time in float64."""
-    E, K, G = cfg.n_routed_experts, cfg.n_activated_experts, cfg.n_group
-    size = E // G
-    all_w, all_i = [], []
-    for xt in x.double():
-        logits = [float(W[i].double() @ xt) for i in range(E)]
-        if cfg.scoring_func == "softmax":
-            exps = [math.exp(v - max(logits)) for v in logits]
-            s = [v / sum(exps) for v in exps]
-        else:
-            s = [1 / (1 + math.exp(-v)) for v in logits]
-        allowed = list(range(E))
-        if cfg.topk_method == "group_limited_greedy":
-            group_scores = []
-            for g in range(G):
-                members = sorted(s[g * size:(g + 1) * size], reverse=True)
-                group_scores.append(members[0] if cfg.scoring_func == "softmax" else sum(members[:2]))
-            best = sorted(range(G), key=lambda g: -group_scores[g])[:cfg.topk_group]
-            allowed = [i for i in range(E) if i // size in best]
-        chosen = sorted(allowed, key=lambda i: -s[i])[:K]
-        w = [s[i] for i in chosen]
-        if cfg.scoring_func == "sigmoid":
-            if cfg.norm_topk_prob:
-                w = [v / sum(w) for v in w]
-            w = [v * cfg.routed_scaling_factor for v in w]
-        elif cfg.norm_topk_prob and K > 1:
-            w = [v / sum(w) for v in w]
-        else:
-            w = [v * cfg.routed_scaling_factor for v in w]
-        all_w.append(w)
-        all_i.append(chosen)
-    return torch.tensor(all_w, dtype=torch.float64), torch.tensor(all_i)
-
-
 ROUTING_CASES = [
     dict(),
     dict(norm_topk_prob=True, n_shared_experts=2),
@@ -227,32 +193,6 @@ def test_matches_transformers_deepseek_v2_moe(overrides, impl):
 
 # ---------------------------------------------------------------- 3. balance losses
 
-def reference_losses(scores, indices, cfg: ModelConfig, B: int, T: int):
-    """Section 2.2.3's three equations, with explicit loops over sequences, tokens, experts, devices."""
-    E, K, D, M = cfg.n_routed_experts, cfg.n_activated_experts, cfg.balance_devices, cfg.balance_m_devices
-    size = E // D
-    s = scores.double().tolist()
-    if cfg.scoring_func == "sigmoid":
-        s = [[v / sum(row) for v in row] for row in s]
-    totals = [0.0, 0.0, 0.0]
-    for b in range(B):
-        f, P, f_comm = [0.0] * E, [0.0] * E, [0.0] * D
-        for t in range(T):
-            n = b * T + t
-            for i in indices[n].tolist():
-                f[i] += E / (K * T)
-            for i in range(E):
-                P[i] += s[n][i] / T
-            for d in {i // size for i in indices[n].tolist()}:
-                f_comm[d] += D / (M * T)
-        f_dev = [sum(f[d * size:(d + 1) * size]) / size for d in range(D)]
-        P_dev = [sum(P[d * size:(d + 1) * size]) for d in range(D)]
-        totals[0] += sum(f[i] * P[i] for i in range(E)) / B
-        totals[1] += sum(f_dev[d] * P_dev[d] for d in range(D)) / B
-        totals[2] += sum(f_comm[d] * P_dev[d] for d in range(D)) / B
-    return totals
-
-
 @pytest.mark.parametrize("overrides", [
     dict(n_routed_experts=12, n_devices=4, m_devices=2),
     dict(n_routed_experts=12, n_activated_experts=2, topk_method="group_limited_greedy", n_group=6, topk_group=2),
@@ -306,17 +246,6 @@ def test_perfectly_balanced_routing_gives_one():
 
 
 # ---------------------------------------------------------------- 4. capacity (token dropping)
-
-def reference_keep(indices, priority, capacity: int):
-    """Per expert, the `capacity` pairs of highest priority (ties: the earlier pair), by sorting lists."""
-    keep = torch.zeros_like(indices, dtype=torch.bool)
-    pairs = [(n, k) for n in range(indices.shape[0]) for k in range(indices.shape[1])]
-    for e in range(int(indices.max()) + 1):
-        mine = [p for p in pairs if indices[p] == e]
-        for p in sorted(mine, key=lambda p: -float(priority[p].detach()))[:capacity]:
-            keep[p] = True
-    return keep
-
 
 def test_capacity_mask_keeps_the_highest_priority_pairs():
     g = torch.Generator().manual_seed(13)
