@@ -445,7 +445,7 @@ ASSIGNMENTS = {
         ),
         Assignment(
             "moe", "DeepSeekMoE: the gate (greedy, group-limited, V3's bias), balance losses, token dropping, "
-            "the sorted dispatch",
+            "the sorted dispatch (chapter 7)",
             parts=tuple(Part(name, tuple(f"tests/test_moe_graded.py::{t}" for t in tests), hint)
                         for name, tests, hint in [
                 ("moe:Gate.forward", ("test_gate_equals_deepseeks_routing_in_float64",
@@ -467,6 +467,10 @@ ASSIGNMENTS = {
                                       "test_v2_model_equals_transformers"),
                  "everything together: transformers' DeepseekV2Moe and DeepseekV2ForCausalLM, dropping, losses"),
             ]),
+            data=("benchmarks/results/moe-balance-cpu.json",),  # chapter 7's expert-load heatmap reads it
+            chapters=("chapters/07_moe.ipynb",),
+            # Chapter 7's exercises are not declared: they extend the library (V3's loss, the bias speed,
+            # all-to-all counts) rather than exercise a stub on its own.
             requires=("transformers",),  # the graded tests' oracle (DeepseekV2Moe, DeepseekV2ForCausalLM)
         ),
     ]
