@@ -323,7 +323,7 @@ def _load_for_cli(args, device: torch.device) -> tuple[Transformer, object]:
 
         # Refuses a --tokenizer other than the one the model was trained with.
         model, tokenizer, *_ = load_checkpoint(args.checkpoint, device=device, tokenizer=args.tokenizer)
-        return model, tokenizer
+        return model.with_mla_impl("absorb"), tokenizer  # an MLA model decodes from its latent cache
     from minicoder.hf import from_hf
 
     model = from_hf(args.hf, dtype=None if device.type != "cpu" else torch.float32, device=device)

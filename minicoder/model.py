@@ -316,6 +316,21 @@ class Transformer(nn.Module):
         logits = self.head(x).float()  # (B, T, vocab_size)
         return (logits, stats) if return_router_stats else logits
 
+    def with_mla_impl(self, mla_impl: str) -> "Transformer":
+        """This model with MLA's other path (the same weights, shared, not copied); itself when it already
+        uses `mla_impl` or has no MLA. Generation wants "absorb" (the latent cache), training "naive"."""
+        if not self.config.is_mla or self.config.mla_impl == mla_impl:
+            return self
+        config = ModelConfig.from_dict({**self.config.to_dict(), "mla_impl": mla_impl})
+        with torch.device("meta"):
+            other = Transformer(config)
+        other.load_state_dict(self.state_dict(), assign=True)
+        if config.tie_embeddings:  # assign=True gave the head its own Parameter; share it again
+            other.head.weight = other.embed.weight
+        other.init_rope_tables(self.rope_cos.device)
+        other.trained_with_bos = self.trained_with_bos
+        return other.train(self.training)
+
     def balance_loss(self, stats: list) -> torch.Tensor:
         """The sum of the MoE blocks' balance losses (section 2.2.3), a scalar to add to the LM loss."""
         if not stats:

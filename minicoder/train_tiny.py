@@ -127,6 +127,7 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 128)
     from minicoder.generate import decode_completion, default_stop_ids, encode_fim_prompt, generate_ids
 
     stop = default_stop_ids(tokenizer)
+    model = model.with_mla_impl("absorb")  # tiny-moe trains with per-head K/V, decodes from the latent
     kw = {"temperature": 0.6, "top_k": 50, "top_p": 0.95, "stop_ids": stop}
 
     def sample(ids: list[int], n: int, seed: int) -> tuple[str, bool]:

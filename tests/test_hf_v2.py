@@ -137,6 +137,18 @@ def test_naive_and_absorb_give_equal_logits_and_greedy_generations():
     assert a == b and len(a) == 30  # greedy, through each path's own cache, 39 > 16 positions
 
 
+@pytest.mark.parametrize("tie", [False, True])
+def test_with_mla_impl_shares_the_weights_and_computes_the_same(tie):
+    naive = fresh(tiny_v2(mla_impl="naive", tie_embeddings=tie))
+    absorb = naive.with_mla_impl("absorb")
+    assert absorb.config.mla_impl == "absorb" and naive.with_mla_impl("naive") is naive
+    assert all(a.data_ptr() == b.data_ptr() for a, b in zip(naive.parameters(), absorb.parameters()))
+    assert (absorb.head.weight is absorb.embed.weight) == tie
+    idx = random_ids(23, seed=9)
+    with torch.no_grad():
+        torch.testing.assert_close(absorb(idx), naive(idx), atol=1e-5, rtol=0)
+
+
 def test_name_map_covers_every_parameter_both_query_layouts():
     for q_lora in (None, 24):
         cfg = tiny_v2(q_lora_rank=q_lora)
