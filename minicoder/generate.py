@@ -319,7 +319,7 @@ def _load_for_cli(args, device: torch.device) -> tuple[Transformer, object]:
     from minicoder.tokenizer import Tokenizer
 
     if args.checkpoint:
-        from minicoder.train import load_checkpoint
+        from minicoder.checkpoint import load_checkpoint
 
         # Refuses a --tokenizer other than the one the model was trained with.
         model, tokenizer, *_ = load_checkpoint(args.checkpoint, device=device, tokenizer=args.tokenizer)

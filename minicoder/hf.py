@@ -390,7 +390,7 @@ def _cli_export(args) -> int:
     import shutil
     import tempfile
 
-    from minicoder.train import load_checkpoint
+    from minicoder.checkpoint import load_checkpoint
     from minicoder.train_config import check_out_dir
 
     out = check_out_dir(args.hf, "--hf")

@@ -148,8 +148,9 @@ def sample_report(model, tokenizer, seed: int = 1337, max_new_tokens: int = 128)
 
 
 def _cli_train_tiny(args) -> int:
+    from minicoder.checkpoint import _read_json, load_checkpoint
     from minicoder.data import prepare_repo_tokens, repo_tokenizer
-    from minicoder.train import _read_json, evaluate_split, load_checkpoint, train
+    from minicoder.train import evaluate_split, train
 
     t0 = time.monotonic()
     timings: dict[str, float] = {}
