@@ -47,7 +47,6 @@ import math
 import os
 import random
 import shutil
-import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,36 +54,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minicoder.corpus import CORPUS_EXCLUDE, STDLIB_EXCLUDE, default_corpus_dir, list_source_files  # noqa: F401 (re-exported)
 from minicoder.fim import encode_fim
-
-# Directory names skipped anywhere under the corpus root.
-CORPUS_EXCLUDE = ("__pycache__", ".git", ".venv", "venv", "site-packages", "node_modules")
-# ...and, for the standard library, these too (see the module docstring for why).
-STDLIB_EXCLUDE = CORPUS_EXCLUDE + ("test", "tests", "idlelib", "pydoc_data", "encodings")
 
 FORMAT = "minicoder-tokens-v1"
 # The modules of `minicoder prepare`, whose source is hashed into prepare_repo_tokens' cache key.
 PIPELINE_MODULES = ("prepare", "filters", "depsort", "dedup", "decontam", "fim", "tokenizer")
-
-
-def default_corpus_dir() -> Path:
-    """The running interpreter's standard library, e.g. /usr/lib/python3.11."""
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-def list_source_files(root: str | Path, ext: str = ".py", exclude: tuple[str, ...] = CORPUS_EXCLUDE) -> list[str]:
-    """Relative POSIX paths of every file under `root` ending in `ext`, sorted.
-
-    Directories named in `exclude`, or starting with a dot, are not entered.
-    """
-    root = Path(root)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in exclude and not d.startswith(".")]
-        for name in filenames:
-            if name.endswith(ext):
-                found.append((Path(dirpath) / name).relative_to(root).as_posix())
-    return sorted(found)
 
 
 def package_of(rel: str) -> str:

@@ -248,7 +248,7 @@ def register_cli(sub) -> None:
 
 
 def _cli_decontam(args) -> int:
-    from minicoder.data import CORPUS_EXCLUDE, default_corpus_dir, list_source_files
+    from minicoder.corpus import CORPUS_EXCLUDE, default_corpus_dir, list_source_files
 
     if args.stdlib == (args.root is not None):
         raise ValueError("give either a directory or --stdlib (not both, not neither)")

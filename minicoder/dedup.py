@@ -431,7 +431,7 @@ def _check_ngram_size(ngram_size: int) -> None:
 def _cli_dedup(args) -> int:
     from pathlib import Path
 
-    from minicoder.data import CORPUS_EXCLUDE, list_source_files
+    from minicoder.corpus import CORPUS_EXCLUDE, list_source_files
 
     root = Path(args.root)
     if not root.is_dir():

@@ -756,11 +756,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def read_corpus(root: str | os.PathLike, exts: tuple[str, ...] = (".py",)) -> tuple[list[str], dict]:
     """Read every file under `root` with one of `exts` (empty: any) as UTF-8; skip (and count) the rest.
 
-    Hidden directories and those in `minicoder.data.CORPUS_EXCLUDE` (`__pycache__`, `.venv`,
+    Hidden directories and those in `minicoder.corpus.CORPUS_EXCLUDE` (`__pycache__`, `.venv`,
     `site-packages`, ...) are not entered. Returns (texts, stats) with stats {"files": n,
     "skipped_non_utf8": n, "skipped_binary": n, "bytes": n}.
     """
-    from minicoder.data import CORPUS_EXCLUDE, list_source_files  # the walk every corpus reader shares
+    from minicoder.corpus import CORPUS_EXCLUDE, list_source_files  # the walk every corpus reader shares
 
     root = Path(root)
     if not root.is_dir():
