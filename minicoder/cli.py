@@ -35,6 +35,7 @@ CLI_MODULES = [
     "data",  # prepare, dedup (below)
     "minicoder.decontam",
     "model",  # generate, complete, train, info, export (below)
+    "minicoder.scaling",
     "minicoder.train_tiny",
 ]
 
