@@ -34,9 +34,12 @@ The torch-free half lives in train_config.py, so that `minicoder info` and the C
 without loading torch: finding a run's checkpoints (`find_checkpoint` follows `latest`,
 `list_checkpoints`), `file_sha256`, `earlier_checkpoint_advice` and `checkpoint_info`.
 
-Left out: distributed checkpoints (every rank saving its own shard, which FSDP and tensor
-parallelism need; under DDP each rank holds the whole model and rank 0 saves it), asynchronous
-saving, and remote storage.
+Under DDP each rank holds the whole model and rank 0 saves it; under FSDP every rank first takes
+part in gathering the full state dicts onto rank 0, which writes them in the same single-process
+format, so any world size and either mode can resume any checkpoint.
+
+Left out: distributed checkpoints (every rank saving its own shard, which models too big for one
+process's memory need), asynchronous saving, and remote storage.
 """
 
 import dataclasses
@@ -104,17 +107,19 @@ def _umask() -> int:
 
 
 def save_checkpoint(run_dir: Path, model: Transformer, optimizer, tokenizer, state: dict, rng: dict,
-                    keep: int = 2) -> Path:
+                    keep: int = 2, model_state: dict | None = None, optimizer_state: dict | None = None) -> Path:
     """Write a complete checkpoint for `state["step"]`, then point `run_dir/latest` at it.
 
     Order: files into ckpt.tmp-XXXX/ (each fsynced), rename to ckpt-<step>/, fsync the run
     directory, then replace `latest` atomically; only after that are checkpoints beyond the `keep`
-    newest removed. trainer.json gets "tokenizer_sha256", the sha256 of the tokenizer.json written.
+    newest removed. `model_state` and `optimizer_state`, when given, are written instead of
+    model.state_dict() and optimizer.state_dict(): under FSDP they are the full state dicts that
+    every rank helped gather (train.py's `gather_full_state`), keyed as a single process keys them. trainer.json gets "tokenizer_sha256", the sha256 of the tokenizer.json written.
     Files and the directory get the modes the user's umask gives (safetensors and mkdtemp would
     make them private).
     MINICODER_TEST_CHECKPOINT_SLEEP_S (seconds) pauses after each file, so a test can kill us mid-save.
     """
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file, save_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
     pause = float(os.environ.get("MINICODER_TEST_CHECKPOINT_SLEEP_S", "0"))
@@ -123,8 +128,9 @@ def save_checkpoint(run_dir: Path, model: Transformer, optimizer, tokenizer, sta
     state = dict(state)
     writers = {
         "tokenizer.json": lambda p: tokenizer.save(p),
-        "model.safetensors": lambda p: save_model(model, str(p)),
-        "optimizer.pt": lambda p: torch.save(optimizer.state_dict(), p),
+        "model.safetensors": lambda p: save_model(model, str(p)) if model_state is None else
+        save_file({k: v.contiguous() for k, v in model_state.items()}, str(p), metadata={"format": "pt"}),
+        "optimizer.pt": lambda p: torch.save(optimizer.state_dict() if optimizer_state is None else optimizer_state, p),
         "rng.pt": lambda p: torch.save(rng, p),
         "trainer.json": lambda p: _write_json(p, state),
         "config.json": lambda p: _write_json(p, model.config.to_dict()),

@@ -159,7 +159,7 @@ def _register_model(sub) -> None:
                         "`make train-tiny`'s)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own recorded configuration; flags that would change "
-                        "it are refused, except run control (--time-limit-s, --device, --compile, --keep, ...)")
+                        "it are refused, except run control (--time-limit-s, --device, --compile, --parallel, --keep, ...)")
     p.add_argument("--keep", type=int, default=None,
                    help=f"how many of the newest checkpoints to keep, so that a damaged one can be skipped "
                         f"(default: {TrainConfig.keep_checkpoints})")
@@ -187,6 +187,10 @@ def _register_model(sub) -> None:
         p.add_argument(f"--{name}", type=typ, default=None, help=f"{helptext} (default: the preset's)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model (default: the preset's)")
+    p.add_argument("--parallel", default=None, metavar="{ddp,fsdp}",
+                   help="under torchrun: ddp (every process holds the whole model) or fsdp (FSDP2: parameters, "
+                        "gradients and optimizer state sharded over the processes) (default: ddp; on --resume, "
+                        "the run's own)")
     p.add_argument("--eval-full", action=argparse.BooleanOptionalAction, default=None,
                    help="score the whole validation split at the end, every token once (default: yes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -52,8 +52,25 @@ run writes the same metrics.jsonl as an uninterrupted one, except for the wall-c
 Distributed (torchrun): rank and world size come from the RANK / LOCAL_RANK / WORLD_SIZE
 environment variables (`DistInfo.from_env`). Every rank draws the same random windows and trains
 on micro-batches rank, rank + world, ... of each step, so the global batch (and the data order)
-is the same for any world size; DDP averages the gradients (and does not broadcast buffers: the
-only ones are the RoPE tables, equal everywhere); only rank 0 writes logs and checkpoints. `grad_accum` counts micro-batches across all ranks and must divide by the world size.
+is the same for any world size; only rank 0 writes logs and checkpoints. `grad_accum` counts
+micro-batches across all ranks and must divide by the world size. Two ways to share the work
+(`--parallel`):
+
+    ddp    DistributedDataParallel: every rank holds the whole model, its gradients and AdamW's two
+           moments (16 bytes a parameter in float32) and all-reduces (averages) the gradients on
+           its last micro-batch of a step (`no_sync` before). Buffers are not broadcast: the only
+           ones are the RoPE tables (and MoE routing biases), equal everywhere by construction.
+    fsdp   FSDP2 (`fully_shard` on each block, then on the root; `shard_model`): a rank keeps
+           1/world of every parameter, gradient and moment; each block's forward and backward
+           all-gather its weights and the backward reduce-scatters (averages) its gradients, on
+           the last micro-batch only (`set_requires_gradient_sync`). Memory per rank drops to
+           about 16 / world bytes a parameter plus one block's gathered weights, for about 1.5x
+           DDP's traffic. On a GPU the gathered weights are bf16 and gradients reduce in float32.
+
+Either way the optimizer step and the losses are the same as one process's with the same global
+batch, up to the order of float sums, and a checkpoint is the single-process format (under FSDP
+every rank helps gather the full state dicts onto rank 0 first), so a run may resume under the
+other mode or another world size. `--parallel fsdp` in one process trains unsharded.
 
 Command line:
 
@@ -63,14 +80,16 @@ Command line:
         --data tokens/ --tokenizer data_samples/tokenizers/deepseek-coder/tokenizer.json
     torchrun --nproc_per_node 8 -m minicoder.cli train --preset deepseek-coder-1.3b-long \
         --data tokens-16k/ --tokenizer ...                  # from runs/train-deepseek-coder-1.3b's weights
+    torchrun --nproc_per_node 8 -m minicoder.cli train --preset deepseek-coder-33b --parallel fsdp ...
 
 `minicoder train` writes to runs/train-<preset> unless given --out (runs/tiny is `make train-tiny`'s).
 `make train-tiny` is a recipe on top of this module: minicoder/train_tiny.py.
 
-Left out: FSDP / tensor and pipeline parallelism (needed past a few billion parameters), DeepSeek's
-HAI-LLM framework, loss-spike handling, sequence packing with per-document attention masks, and a
-graceful Ctrl-C under torchrun (the launcher stops its workers itself; the last periodic checkpoint
-is what remains).
+Left out: tensor, pipeline and expert parallelism (needed past a few tens of billions of
+parameters), sharded checkpoints (each FSDP rank writing its own shard, for models whose full
+state does not fit rank 0's memory), DeepSeek's HAI-LLM framework, loss-spike handling, sequence
+packing with per-document attention masks, and a graceful Ctrl-C under torchrun (the launcher
+stops its workers itself; the last periodic checkpoint is what remains).
 """
 
 import dataclasses
@@ -230,6 +249,121 @@ def autocast(device: torch.device, dtype: torch.dtype):
 
 
 # -----------------------------------------------------------------------------
+# FSDP2: sharding the model, and the full state dicts a checkpoint holds
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether `model` (or the module torch.compile wraps) was sharded by `shard_model`."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:
+        return False
+    return isinstance(getattr(model, "_orig_mod", model), FSDPModule)
+
+
+def shard_model(model: Transformer, device: torch.device, dtype: torch.dtype, world_size: int) -> None:
+    """FSDP2, in place: each block is one unit, the root (embedding, final norm, head) another.
+
+    Between uses, each process keeps 1/world_size of every parameter (a DTensor sharded on dim 0),
+    and its gradient and AdamW moments likewise. A unit's forward all-gathers its full parameters
+    and frees them after; its backward gathers them again and reduce-scatters (averages) the
+    gradients. On a GPU with a bf16 dtype the gathered copies are bf16 and the reduction is float32
+    (MixedPrecisionPolicy); the sharded masters stay float32. The loop's bf16 autocast stays on:
+    it keeps the softmaxes and the loss in float32 and casts where float32 buffers (the RoPE
+    tables) meet bf16 activations, as under DDP. On a CPU (gloo) nothing is cast.
+
+    DeepSeekMoE: an expert that gets no token on a rank has no gradient there, and FSDP2 would
+    reduce-scatter a shorter list on that rank than on the others (a collective mismatch). A
+    forward hook on each MoE block adds 0 * (the sum of its experts' parameters) to its output,
+    which leaves the output and the other gradients exactly as they were and gives every expert a
+    (zero) gradient on every rank; `drop_idle_expert_grads` then removes the gradients of the
+    experts that no rank used, as one process would not have them.
+    """
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    except ImportError as e:
+        raise ValueError(f"--parallel fsdp needs FSDP2 (torch.distributed.fsdp.fully_shard), which torch "
+                         f"{torch.__version__} lacks ({_one_line(e)}); upgrade torch, or use --parallel ddp") from None
+    mesh = init_device_mesh(device.type, (world_size,))
+    mp = MixedPrecisionPolicy()
+    if device.type == "cuda" and dtype != torch.float32:
+        mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+
+    def every_expert_gets_a_grad(module, args, output):
+        y, stats = output
+        touch = sum(p.sum() for p in module.experts.parameters())
+        return y + 0.0 * touch.to(y.dtype), stats
+
+    for block in model.layers:
+        if hasattr(block.ffn, "experts"):
+            block.ffn.register_forward_hook(every_expert_gets_a_grad)
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+
+
+def drop_idle_expert_grads(model: Transformer, counts: torch.Tensor) -> None:
+    """Set to None the gradients of the experts that got no token in this step on any rank.
+
+    counts: (n_moe_layers, n_routed) the step's all-reduced expert loads (RouterLog.counts). In one
+    process such an expert (moe_impl "sorted" runs only the experts with tokens) has no gradient,
+    so AdamW leaves it alone: no weight decay, no step on its old momentum. Under FSDP it got a
+    zero gradient (`shard_model`'s hook); without this, AdamW would move it.
+    """
+    moe_blocks = [b.ffn for b in model.layers if hasattr(b.ffn, "experts")]
+    for moe, loads in zip(moe_blocks, counts.tolist()):
+        if moe.moe_impl == "naive":  # every expert runs on every token: all have gradients in one process too
+            continue
+        for expert, load in zip(moe.experts, loads):
+            if load == 0:
+                for p in expert.parameters():
+                    p.grad = None
+
+
+def _param_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The parameter names in the order a single process's optimizer.state_dict() numbers them."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+
+
+def gather_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """The whole model's and optimizer's state dicts, on CPU, on rank 0 (empty on the other ranks).
+
+    Every rank must call it: each contributes its shards to the all-gathers. The optimizer's comes
+    back keyed by parameter name; it is renumbered 0, 1, ... in param_groups order, as
+    `optimizer.state_dict()` keys it in one process, so optimizer.pt is the same format either way.
+    """
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = get_model_state_dict(model, options=options)
+    by_name = get_optimizer_state_dict(model, optimizer, options=options)
+    if not by_name:
+        return weights, by_name
+    index = {n: i for i, n in enumerate(_param_names(model, optimizer))}
+    return weights, {"state": dict(sorted((index[n], v) for n, v in by_name["state"].items())),
+                     "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
+                                      for g in by_name["param_groups"]]}
+
+
+def load_sharded_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, full: dict) -> None:
+    """Load a single-process optimizer state dict (keyed 0, 1, ...) into a sharded model's optimizer.
+
+    Every rank passes the whole dict; each keeps its own shard of every moment.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    names = _param_names(model, optimizer)
+    by_name = {"state": {names[i]: v for i, v in full["state"].items()},
+               "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in full["param_groups"]]}
+    set_optimizer_state_dict(model, optimizer, by_name, options=StateDictOptions(full_state_dict=True))
+
+
+# -----------------------------------------------------------------------------
 # Evaluation, metrics and the loss plot
 
 
@@ -246,6 +380,9 @@ def estimate_loss(model, data: TokenData, split: str, cfg: TrainConfig, device, 
         with autocast(device, dtype):
             logits = model(x.to(device))  # (B, T, V)
         total += F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten())
+    if is_sharded(model) and dist.rank >= cfg.eval_iters % dist.world_size > 0:
+        with autocast(device, dtype):  # FSDP: every forward all-gathers with all ranks; keep in step, discard
+            model(x.to(device))
     if dist.world_size > 1:
         torch.distributed.all_reduce(total)
     model.train()
@@ -298,16 +435,23 @@ def evaluate_split(model, data: TokenData, split: str = "val", seq_len: int | No
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
+
+    def rows_of(batch: list[int]) -> torch.Tensor:
+        length = min(T + 1, n - batch[0])
+        return torch.from_numpy(np.stack([tokens.window(s, length) for s in batch]).astype(np.int64))  # (b, t+1)
+
     for i, batch in enumerate(tqdm(batches, desc=f"scoring {split}", unit="batch", disable=not progress)):
         if i % dist.world_size != dist.rank:
             continue
-        length = min(T + 1, n - batch[0])
-        rows = torch.from_numpy(np.stack([tokens.window(s, length) for s in batch]).astype(np.int64))  # (b, t+1)
+        rows = rows_of(batch)  # (b, t+1)
         x, y = rows[:, :-1].to(device), rows[:, 1:].to(device)  # (b, t) each
         with autocast(torch.device(device), dtype):
             logits = model(x)  # (b, t, V)
         nats = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")  # (b * t,)
         total += nats.double().sum()
+    if is_sharded(model) and dist.rank >= len(batches) % dist.world_size > 0:
+        with autocast(torch.device(device), dtype):  # FSDP: every forward all-gathers with all ranks; keep in step
+            model(rows_of(batches[0])[:, :-1].to(device))
     if dist.world_size > 1:
         torch.distributed.all_reduce(total)
     model.train(was_training)
@@ -541,7 +685,10 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
 
     torch.manual_seed(cfg.seed)
     model = Transformer(model_config).to(device)
-    optimizer = make_optimizer(model, cfg, device)
+    fsdp = cfg.parallel == "fsdp" and dist.world_size > 1
+    if cfg.parallel == "fsdp" and dist.world_size == 1 and progress:
+        print("--parallel fsdp in one process: nothing to shard over, training unsharded", file=sys.stderr)
+    optimizer_state = None  # a checkpoint's, loaded once the model is wrapped and its optimizer made
     data_gen = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: see the module docstring
     step, train_time, since_log = 0, 0.0, []  # since_log: losses since the last metrics line
     existing = find_checkpoint(run_dir)
@@ -559,9 +706,9 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         if state.get("data_key") != data.key:
             raise ValueError(f"checkpoint {existing} was trained on other tokens (another corpus or tokenizer); "
                              "pass the same --corpus/--tokenizer, or another --out to start a new run")
-        _load_weights(model, existing)
+        _load_weights(model, existing)  # every rank loads the whole model, before any sharding
         try:
-            optimizer.load_state_dict(torch.load(existing / "optimizer.pt", weights_only=True, map_location=device))
+            optimizer_state = torch.load(existing / "optimizer.pt", weights_only=True, map_location=device)
         except Exception as e:
             raise ValueError(f"{existing / 'optimizer.pt'} is corrupt ({_one_line(e)}); "
                              f"{earlier_checkpoint_advice(existing)}") from None
@@ -584,9 +731,21 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
         metrics_path.write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     raw_model = model
+    if fsdp:
+        shard_model(model, device, dtype, dist.world_size)  # in place: raw_model is the sharded model too
+    optimizer = make_optimizer(model, cfg, device)  # under FSDP, of the shards
+    if optimizer_state is not None:
+        try:
+            if fsdp:
+                load_sharded_optimizer(model, optimizer, optimizer_state)
+            else:
+                optimizer.load_state_dict(optimizer_state)
+        except Exception as e:
+            raise ValueError(f"{existing / 'optimizer.pt'} does not fit this model ({_one_line(e)}); "
+                             f"{earlier_checkpoint_advice(existing)}") from None
     if cfg.compile:
         model = torch.compile(model)
-    if dist.world_size > 1:
+    if dist.world_size > 1 and not fsdp:
         from torch.nn.parallel import DistributedDataParallel
 
         # broadcast_buffers=False: the only buffers are the RoPE tables, equal on every rank by construction.
@@ -613,6 +772,9 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
     def checkpoint(finished: bool, stopped: str | None, val: tuple[float, float] | None, full: dict | None) -> Path:
         t = time.monotonic()
         path = None
+        weights = moments = None
+        if fsdp:  # every rank sends its shards; rank 0 receives the whole model
+            weights, moments = gather_full_state(raw_model, optimizer)
         if dist.is_main:
             tensors, plain = _rng_state(data_gen)
             state = {"step": step, "tokens": step * cfg.tokens_per_step, "finished": finished, "stopped": stopped,
@@ -624,7 +786,8 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                      "since_log": since_log, "bos": False,  # documents are separated by EOS only (data.py)
                      "world_size": dist.world_size, "train_config": dataclasses.asdict(cfg), "rng": plain,
                      "run_args": run_args}
-            path = save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors, cfg.keep_checkpoints)
+            path = save_checkpoint(run_dir, raw_model, optimizer, tokenizer, state, tensors, cfg.keep_checkpoints,
+                                   model_state=weights, optimizer_state=moments)
             plot_losses(read_metrics(metrics_path), run_dir / "loss.png", title=str(run_dir))
         if dist.world_size > 1:
             torch.distributed.barrier()
@@ -682,8 +845,11 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                     if micro not in own_micro:
                         continue
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    # DDP all-reduces gradients on this rank's last micro-batch of the step only.
-                    sync = nullcontext() if dist.world_size == 1 or micro == own_micro[-1] else model.no_sync()
+                    # DDP all-reduces (FSDP reduce-scatters) gradients on this rank's last micro-batch only.
+                    last = micro == own_micro[-1]
+                    if fsdp:
+                        raw_model.set_requires_gradient_sync(last)
+                    sync = nullcontext() if dist.world_size == 1 or fsdp or last else model.no_sync()
                     with sync:
                         with autocast(device, dtype):
                             if router is None:
@@ -704,15 +870,19 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                 optimizer.zero_grad(set_to_none=True)
                 stopped = "interrupted"
                 break
+            if router is not None:
+                router.finish_step(raw_model, dist)  # the loads, all-reduced; V3's bias update
+                if fsdp:
+                    drop_idle_expert_grads(raw_model, router.counts)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                                        cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor, already reduced over the shards
+                grad_norm = grad_norm.full_tensor()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if dist.world_size > 1:
                 torch.distributed.all_reduce(loss_sum)
-            if router is not None:
-                router.finish_step(raw_model, dist)
             loss_value = loss_sum.item() / cfg.grad_accum
             losses.append(loss_value)
             since_log.append(loss_value)
@@ -786,7 +956,7 @@ _PATH_FLAGS = ("corpus", "data", "tokenizer")
 # TrainConfig fields that have a flag of their own.
 TRAIN_FLAGS = ("batch_size", "seq_len", "grad_accum", "max_steps", "lr", "warmup_steps", "weight_decay", "grad_clip",
                "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "time_limit_s", "device",
-               "dtype", "compile", "eval_full", "init_from")
+               "dtype", "compile", "parallel", "eval_full", "init_from")
 
 
 # The parser is in minicoder/cli.py, which loads this module only when the command runs.

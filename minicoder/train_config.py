@@ -23,6 +23,7 @@ def flag(field: str) -> str:
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
+PARALLEL = ("ddp", "fsdp")
 
 
 @dataclass
@@ -55,6 +56,11 @@ class TrainConfig:
         device: "auto" (cuda if available, else cpu), "cpu", "cuda" or "mps".
         dtype: "auto" (bfloat16 autocast on cuda, float32 elsewhere), "float32" or "bfloat16".
         compile: wrap the model in torch.compile (worth it on a GPU; slow to start on a CPU).
+        parallel: how torchrun's processes share the model: "ddp" (each holds all of it and the
+            gradients are all-reduced) or "fsdp" (FSDP2: each block's parameters, gradients and
+            AdamW moments are sharded over the processes). Either way checkpoints are the
+            single-process format, so a run may resume under the other mode or another world size.
+            A single process trains unsharded under either.
         time_limit_s: stop cleanly after this many seconds of this process's training, including
             the final evaluation and checkpoint; None for no limit.
         fit_to_time_limit: with time_limit_s, set max_steps during the run, while the first decay
@@ -91,6 +97,7 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    parallel: str = "ddp"
     time_limit_s: float | None = None
     fit_to_time_limit: bool = False
     eval_full: bool = True
@@ -128,6 +135,9 @@ class TrainConfig:
             raise ValueError(f"--device {self.device}: unknown device; choose one of: {', '.join(DEVICES)} (or cuda:N)")
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype {self.dtype}: unknown dtype; choose one of: {', '.join(DTYPES)}")
+        if self.parallel not in PARALLEL:
+            raise ValueError(f"--parallel {self.parallel}: unknown mode; choose ddp (replicate the model, all-reduce "
+                             "the gradients) or fsdp (shard it, FSDP2)")
         if self.time_limit_s is not None and not (self.time_limit_s > 0 and math.isfinite(self.time_limit_s)):
             raise ValueError(f"--time-limit-s must be a positive number of seconds, got {self.time_limit_s}")
 
@@ -149,7 +159,8 @@ class TrainConfig:
 
 
 # Fields that say how this process runs, not what the run is: `--resume` may change them.
-RUN_CONTROL = ("time_limit_s", "fit_to_time_limit", "device", "compile", "eval_full", "init_from", "out_dir", "keep_checkpoints")
+RUN_CONTROL = ("time_limit_s", "fit_to_time_limit", "device", "compile", "parallel", "eval_full", "init_from", "out_dir",
+               "keep_checkpoints")
 
 # DeepSeek-Coder, table 2 and section 3.4: stage 1 sees 1.8T tokens in windows of 4,096; the rate
 # warms up for 2,000 steps. Micro-batch x grad_accum = the paper's batch; set grad_accum to fit your GPUs.
