@@ -125,12 +125,15 @@ def test_moe_fsdp_with_accumulation_matches_one_process(tok, data, tmp_path):
     # first without gradient sync. The V3 routing bias moves with the all-reduced loads.
     mc = micro_moe(tok, n_routed_experts=12, scoring_func="sigmoid", bias_update_speed=0.01)
     tok.save(tmp_path / "tok.json")
-    cfg = dict(max_steps=5, grad_accum=4, batch_size=1, seq_len=8)
+    cfg = dict(max_steps=5, grad_accum=4, batch_size=1, seq_len=8, eval_iters=3)  # 3: rank 1 pads its evaluation
     one = train(mc, micro_train(tmp_path / "one", **cfg), data, tok, progress=False)
     idle = [m["expert_counts"][0].count(0) for m in read_metrics(tmp_path / "one" / "metrics.jsonl") if "loss" in m]
     assert len(idle) == 5 and sum(idle) > 0  # experts with no token in a whole step, so on both ranks
     fsdp = run_fsdp(tmp_path, "moe", mc, micro_train(tmp_path / "fsdp", **cfg), data)
     assert fsdp == pytest.approx(one["losses"], abs=1e-5)
+    sharded = load_checkpoint(tmp_path / "fsdp").state
+    assert sharded["val_loss"] == pytest.approx(one["val_loss"], abs=1e-5)
+    assert sharded["val_loss_full"] == pytest.approx(one["val_loss_full"], abs=1e-5)
     a, b = (load_checkpoint(tmp_path / run).model.layers[1].ffn.gate.expert_bias for run in ("one", "fsdp"))
     assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-6)
     # AdamW skipped the experts no rank used, as one process does (they have no gradient there)
