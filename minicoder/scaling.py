@@ -129,6 +129,18 @@ def flops_per_token(config: ModelConfig, seq_len: int, training: bool = True) ->
     return 3 * forward if training else forward
 
 
+def peak_flops_of(device_name: str) -> float | None:
+    """Dense bf16 peak FLOP/s of a GPU named as torch.cuda.get_device_name() names it, or None if unknown.
+
+    >>> peak_flops_of("NVIDIA H100 80GB HBM3"), peak_flops_of("NVIDIA A100-SXM4-40GB"), peak_flops_of("cpu")
+    (989000000000000.0, 312000000000000.0, None)
+    """
+    for model in ("H200", "H800", "H100", "A100"):
+        if model in device_name.upper():
+            return next(g.peak_flops for g in GPUS.values() if model in g.name)
+    return None
+
+
 def mfu(tokens_per_s: float, config: ModelConfig, seq_len: int, peak_flops: float) -> float:
     """Model FLOPs utilization (PaLM, appendix B): tokens_per_s * training FLOPs per token / peak_flops.
 

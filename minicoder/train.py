@@ -134,6 +134,7 @@ from minicoder.data import (
     tokenizer_fingerprint,
 )
 from minicoder.model import Transformer
+from minicoder.scaling import flops_per_token, peak_flops_of
 from minicoder.train_config import (  # noqa: F401  (re-exported: `from minicoder.train import TrainConfig`)
     DEVICES,
     DTYPES,
@@ -822,6 +823,9 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
                dynamic_ncols=True)
     t_log, steps_timed = time.monotonic(), 0
     router_totals: dict | None = None  # MoE: balance losses and expert loads since the last metrics line
+    # Model FLOPs (scaling.py: 6N + attention per token) and, on a known GPU, its dense bf16 peak for MFU.
+    flops_per_tok = flops_per_token(model_config, cfg.seq_len)
+    peak_flops = peak_flops_of(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     t_loop, step_begin, planned_steps = time.monotonic(), step, cfg.max_steps  # for fit_to_time_limit
     model.train()
     with _SigintFlag() as sigint:
@@ -894,10 +898,14 @@ def train(model_config: ModelConfig, cfg: TrainConfig, data: TokenData, tokenize
             if step % cfg.log_interval == 0 or step == cfg.max_steps:
                 tok_s = steps_timed * cfg.tokens_per_step / (time.monotonic() - t_log)
                 mean_loss = sum(since_log) / len(since_log)  # over the steps since the last line, resumes included
+                speed = {"tokens_per_s": tok_s, "flops_per_s": tok_s * flops_per_tok}  # the job's, all ranks
+                if peak_flops is not None:
+                    speed["mfu"] = speed["flops_per_s"] / (peak_flops * dist.world_size)
                 log({"step": step, "tokens": step * cfg.tokens_per_step, "loss": mean_loss, "lr": lr,
-                     "grad_norm": grad_norm.item(), "tokens_per_s": tok_s, **RouterLog.report(router_totals)})
+                     "grad_norm": grad_norm.item(), **speed, **RouterLog.report(router_totals)})
                 router_totals = None
-                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}")
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tok_s:,.0f}",
+                                **({"mfu": f"{speed['mfu']:.1%}"} if "mfu" in speed else {}))
                 t_log, steps_timed, since_log = time.monotonic(), 0, []
             if step % cfg.eval_interval == 0 and step < cfg.max_steps:
                 if stop_reason(timing.get("eval", 0.0), False) == "time_limit":  # keep the time for the final one

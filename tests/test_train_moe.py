@@ -107,3 +107,15 @@ def test_yarn_stage_starts_from_the_plain_stage_weights(tok, data, tmp_path):
         train(ModelConfig.from_dict({**yarn.to_dict(), "kv_lora_rank": 8}),
               micro_train(tmp_path / "s3", max_steps=3, seq_len=64, init_from=str(tmp_path / "s1")), data, tok,
               progress=False)
+
+
+def test_metrics_report_model_flops_per_second(tok, data, tmp_path):
+    from minicoder.scaling import flops_per_token
+    mc = micro_moe(tok)
+    cfg = micro_train(tmp_path / "run", max_steps=3, log_interval=1, eval_interval=100)
+    train(mc, cfg, data, tok, progress=False)
+    lines = [m for m in read_metrics(tmp_path / "run") if "loss" in m]
+    assert len(lines) == 3
+    for m in lines:  # 6N + attention per token (scaling.py) times the job's tokens per second; no MFU on a CPU
+        assert m["flops_per_s"] == pytest.approx(m["tokens_per_s"] * flops_per_token(mc, cfg.seq_len))
+        assert "mfu" not in m
