@@ -138,7 +138,7 @@ def test_metrics_log_plot_and_checkpoint_contents(tok, data, tmp_path):
     metrics = read_metrics(tmp_path / "metrics.jsonl")
     steps = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in steps] == [1, 2, 3, 4, 5, 6]
-    assert set(steps[0]) == {"step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s"}
+    assert set(steps[0]) == {"step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "flops_per_s"}
     assert steps[-1]["tokens"] == 6 * 4 * 32 and steps[0]["lr"] == pytest.approx(1.5e-3)
     evals = [m for m in metrics if "val_loss" in m]
     assert [m["step"] for m in evals] == [3, 6]
@@ -436,7 +436,7 @@ def test_max_steps_zero_evaluates_and_checkpoints_the_initial_weights(tok, data,
 
 
 def _metrics_without_wall_clock(run_dir: Path) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in read_metrics(run_dir / "metrics.jsonl")]
+    return [{k: v for k, v in m.items() if k not in ("tokens_per_s", "flops_per_s", "mfu")} for m in read_metrics(run_dir / "metrics.jsonl")]
 
 
 def _resume_cfg(out_dir, **kw) -> TrainConfig:
