@@ -32,6 +32,17 @@ def test_transformers_has_the_yarn_softmax_scale_fix():
         f"would not scale MLA's softmax under YaRN, so it is not a valid oracle here")
 
 
+def randomise(model):
+    """Every weight random: RMSNorm gains uniform in [0.5, 1.5], the rest normal(0, 0.15)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+            else:
+                p.normal_(0.0, 0.15)
+    return model
+
+
 def hf_config(q_lora: bool, routing: str, yarn: str | None, norm_topk: bool = False) -> DeepseekV2Config:
     rope = None
     if yarn is not None:
@@ -52,14 +63,7 @@ def hf_config(q_lora: bool, routing: str, yarn: str | None, norm_topk: bool = Fa
 def random_hf(config: DeepseekV2Config, seed: int = 0) -> DeepseekV2ForCausalLM:
     torch.manual_seed(seed)
     config._experts_implementation = "eager"  # the per-expert loop; grouped_mm needs 16-byte strides
-    model = DeepseekV2ForCausalLM(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.uniform_(0.5, 1.5)
-            else:
-                p.normal_(0.0, 0.15)
-    return model
+    return randomise(DeepseekV2ForCausalLM(config).eval())
 
 
 def random_ids(T: int, seed: int = 1) -> torch.Tensor:
@@ -90,14 +94,7 @@ def test_from_hf_matches_transformers(tmp_path, q_lora, routing, yarn, mla_impl)
 
 def fresh(config: ModelConfig, seed: int = 3) -> Transformer:
     torch.manual_seed(seed)
-    model = Transformer(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.uniform_(0.5, 1.5)
-            else:
-                p.normal_(0.0, 0.15)
-    return model
+    return randomise(Transformer(config).eval())
 
 
 def tiny_v2(**overrides) -> ModelConfig:

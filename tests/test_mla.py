@@ -10,7 +10,7 @@ each query's causal softmax written out. It reads the weights by the released la
 
 import pytest
 import torch
-from test_mla_graded import paper_mla  # the float64 oracle, written once
+from test_mla_graded import make_mla, mla_config, paper_mla  # the oracle and fixtures, written once
 from torch.overrides import TorchFunctionMode
 
 from minicoder.config import ModelConfig
@@ -20,26 +20,6 @@ from minicoder.rope import rope_tables
 ATOL = 1e-5  # float32 paths that differ only in the order of operations
 ORACLE_ATOL = 1e-6  # float32 module against the float64 transcription
 
-# d_model 48, 3 heads, latent 20, nope 12, rope 6, v 10: every width differs from every other.
-BASE = dict(vocab_size=11, n_layers=2, d_model=48, n_heads=3, d_ff=40, max_seq_len=32, kv_lora_rank=20,
-            qk_nope_head_dim=12, qk_rope_head_dim=6, v_head_dim=10, rope_theta=10000.0)
-# rope_mscale != rope_mscale_all_dim, so the tables carry a factor != 1 and the softmax scale another.
-YARN = dict(rope_scaling_type="yarn", rope_scaling_factor=4.0, rope_original_max_seq_len=16,
-            rope_mscale=1.0, rope_mscale_all_dim=0.707)
-
-
-def mla_config(yarn: bool = False, **overrides) -> ModelConfig:
-    return ModelConfig(**{**BASE, **(YARN if yarn else {}), **overrides})
-
-
-def make_mla(config: ModelConfig, seed: int = 0) -> MLA:
-    """Block 1 of 2 (so the cache's layer index matters), every weight random, the RMSNorm gains too."""
-    torch.manual_seed(seed)
-    mla = MLA(config, layer=1).eval()
-    for name, p in mla.named_parameters():
-        if name.endswith("norm.weight"):
-            p.data.uniform_(0.5, 1.5)
-    return mla
 
 
 def twin(mla: MLA, config: ModelConfig, **overrides) -> MLA:

@@ -8,7 +8,12 @@ import math
 
 import pytest
 import torch
-from test_moe_graded import reference_keep, reference_losses, reference_route  # written once
+from test_moe_graded import (  # written once
+    hf_moe_with_weights_of,
+    reference_keep,
+    reference_losses,
+    reference_route,
+)
 
 from minicoder.config import ModelConfig
 from minicoder.moe import MoE, balance_losses, capacity_mask
@@ -166,7 +171,7 @@ def test_routing_and_output_match_a_direct_transcription(overrides):
 ])
 @pytest.mark.parametrize("impl", ["naive", "sorted"])
 def test_matches_transformers_deepseek_v2_moe(overrides, impl):
-    hf_v2 = pytest.importorskip("transformers.models.deepseek_v2.modeling_deepseek_v2")
+    pytest.importorskip("transformers.models.deepseek_v2.modeling_deepseek_v2")
     from transformers import DeepseekV2Config
 
     cfg = moe_config(**overrides)  # softmax, norm_topk_prob False: what transformers implements
@@ -177,15 +182,7 @@ def test_matches_transformers_deepseek_v2_moe(overrides, impl):
         n_group=cfg.n_group, topk_group=cfg.topk_group, routed_scaling_factor=cfg.routed_scaling_factor,
         num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_heads,  # unused; must divide hidden_size
     )
-    hf = hf_v2.DeepseekV2Moe(hf_cfg)
-    with torch.no_grad():
-        hf.gate.weight.copy_(moe.gate.weight)
-        for e, expert in enumerate(moe.experts):  # fused: gate_up_proj (E, 2I, C), down_proj (E, C, I)
-            hf.experts.gate_up_proj[e].copy_(torch.cat([expert.w1.weight, expert.w3.weight], dim=0))
-            hf.experts.down_proj[e].copy_(expert.w2.weight)
-        hf.shared_experts.gate_proj.weight.copy_(moe.shared_experts.w1.weight)
-        hf.shared_experts.up_proj.weight.copy_(moe.shared_experts.w3.weight)
-        hf.shared_experts.down_proj.weight.copy_(moe.shared_experts.w2.weight)
+    hf = hf_moe_with_weights_of(moe, hf_cfg)
     x = torch.randn(2, 7, cfg.d_model, generator=torch.Generator().manual_seed(8))
     with torch.no_grad():
         torch.testing.assert_close(moe(x)[0], hf(x), atol=ATOL, rtol=0)

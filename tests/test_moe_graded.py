@@ -397,6 +397,23 @@ def test_forward_sorted_runs_in_the_input_dtype():
     torch.testing.assert_close(y.double(), y64, atol=0.05, rtol=0.05)
 
 
+def hf_moe_with_weights_of(moe, hf_cfg):
+    """transformers' DeepseekV2Moe for hf_cfg holding `moe`'s weights (its experts fused into 3-D tensors)."""
+    from transformers.models.deepseek_v2.modeling_deepseek_v2 import DeepseekV2Moe
+
+    hf_cfg._experts_implementation = "eager"  # the per-expert loop; grouped_mm wants 16-byte strides
+    hf = DeepseekV2Moe(hf_cfg)
+    with torch.no_grad():
+        hf.gate.weight.copy_(moe.gate.weight)
+        for e, expert in enumerate(moe.experts):  # fused: gate_up_proj (E, 2I, C), down_proj (E, C, I)
+            hf.experts.gate_up_proj[e].copy_(torch.cat([expert.w1.weight, expert.w3.weight], dim=0))
+            hf.experts.down_proj[e].copy_(expert.w2.weight)
+        hf.shared_experts.gate_proj.weight.copy_(moe.shared_experts.w1.weight)
+        hf.shared_experts.up_proj.weight.copy_(moe.shared_experts.w3.weight)
+        hf.shared_experts.down_proj.weight.copy_(moe.shared_experts.w2.weight)
+    return hf
+
+
 # ---------------------------------------------------------------- end to end
 
 @pytest.mark.parametrize("impl", ["naive", "sorted"])
@@ -406,7 +423,7 @@ def test_forward_sorted_runs_in_the_input_dtype():
          n_group=3, topk_group=1),
 ], ids=case_id)
 def test_moe_layer_equals_transformers(overrides, impl):
-    hf_v2 = pytest.importorskip("transformers.models.deepseek_v2.modeling_deepseek_v2")
+    pytest.importorskip("transformers.models.deepseek_v2.modeling_deepseek_v2")
     from transformers import DeepseekV2Config
 
     cfg = moe_config(moe_impl=impl, **overrides)
@@ -416,16 +433,7 @@ def test_moe_layer_equals_transformers(overrides, impl):
         hidden_size=24, n_routed_experts=cfg.n_routed_experts, num_experts_per_tok=cfg.n_activated_experts,
         moe_intermediate_size=10, n_shared_experts=cfg.n_shared_experts, topk_method=cfg.topk_method,
         routed_scaling_factor=cfg.routed_scaling_factor, num_attention_heads=2, num_key_value_heads=2, **group)
-    hf_cfg._experts_implementation = "eager"
-    hf = hf_v2.DeepseekV2Moe(hf_cfg)
-    with torch.no_grad():
-        hf.gate.weight.copy_(moe.gate.weight)
-        for e, expert in enumerate(moe.experts):  # fused: gate_up_proj (E, 2I, C), down_proj (E, C, I)
-            hf.experts.gate_up_proj[e].copy_(torch.cat([expert.w1.weight, expert.w3.weight], dim=0))
-            hf.experts.down_proj[e].copy_(expert.w2.weight)
-        hf.shared_experts.gate_proj.weight.copy_(moe.shared_experts.w1.weight)
-        hf.shared_experts.up_proj.weight.copy_(moe.shared_experts.w3.weight)
-        hf.shared_experts.down_proj.weight.copy_(moe.shared_experts.w2.weight)
+    hf = hf_moe_with_weights_of(moe, hf_cfg)
     x = torch.randn(2, 7, 24, generator=gen(40))
     with torch.no_grad():
         torch.testing.assert_close(moe(x)[0], hf(x), atol=ATOL, rtol=0)
