@@ -292,7 +292,16 @@ if os.environ["RANK"] == "0":
 def test_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
     # torchrun, gloo backend: 2 ranks x 1 micro-batch each == 1 process x 2 micro-batches (same windows);
     # only the order of the float sums differs (DDP averages gradients, accumulation sums halves).
-    mc = micro_model(tok)
+    one, ddp, spy = one_process_and_two_ranks(micro_model(tok), tok, data, tmp_path)
+    assert ddp == pytest.approx(one["losses"], abs=1e-5)
+    assert load_checkpoint(tmp_path / "ddp").state["world_size"] == 2
+    # the RoPE tables are buffers, equal on every rank by construction: DDP must not re-send them each step
+    assert spy == {"broadcast_buffers": False}
+
+
+def one_process_and_two_ranks(mc, tok, data, tmp_path) -> tuple[dict, list[float], dict]:
+    """3 steps of 2 micro-batches in one process, and the same under torchrun with 2 gloo ranks (run dir
+    tmp_path / "ddp"): one process's summary, the ranks' losses, and how train() wrapped the model."""
     one = train(mc, micro_train(tmp_path / "one", max_steps=3, grad_accum=2), data, tok, progress=False)
     cfg = micro_train(tmp_path / "ddp", max_steps=3, grad_accum=2)
     tok.save(tmp_path / "tok.json")
@@ -302,10 +311,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
                     str(script), str(data.path), str(tmp_path / "tok.json"), json.dumps(mc.to_dict()),
                     json.dumps(asdict(cfg)), str(tmp_path / "losses.json"), str(tmp_path / "ddp.json")],
                    check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert json.loads((tmp_path / "losses.json").read_text()) == pytest.approx(one["losses"], abs=1e-5)
-    assert load_checkpoint(tmp_path / "ddp").state["world_size"] == 2
-    # the RoPE tables are buffers, equal on every rank by construction: DDP must not re-send them each step
-    assert json.loads((tmp_path / "ddp.json").read_text()) == {"broadcast_buffers": False}
+    return one, json.loads((tmp_path / "losses.json").read_text()), json.loads((tmp_path / "ddp.json").read_text())
 
 
 def test_sample_report_runs_the_parse_check_on_twenty_headers(tok, data, tmp_path):

@@ -5,20 +5,16 @@ Run: .venv/bin/pytest tests/test_train_moe.py -q
 """
 
 import json
-import os
-import subprocess
-import sys
-from dataclasses import asdict
 
 import pytest
 import torch
+from test_train import corpus, data, micro_train, one_process_and_two_ranks, tok  # noqa: F401 (fixtures)
 
 from minicoder.config import ModelConfig
 from minicoder.generate import generate_ids
 from minicoder.model import Transformer
 from minicoder.train import TrainConfig, load_checkpoint, train
 from minicoder.train_config import TRAIN_PRESET_MODELS, TRAIN_PRESETS
-from test_train import _DDP_SCRIPT, corpus, data, micro_train, tok  # noqa: F401 (fixtures)
 
 
 def micro_moe(tok, **kw) -> ModelConfig:
@@ -80,17 +76,8 @@ def test_tiny_moe_presets():
 @pytest.mark.slow
 def test_moe_ddp_on_two_cpu_processes_matches_one_process(tok, data, tmp_path):
     # 6 experts, 2 per token, 32-token windows: some experts may get no token on a rank, which DDP must allow.
-    mc = micro_moe(tok)
-    one = train(mc, micro_train(tmp_path / "one", max_steps=3, grad_accum=2), data, tok, progress=False)
-    cfg = micro_train(tmp_path / "ddp", max_steps=3, grad_accum=2)
-    tok.save(tmp_path / "tok.json")
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP_SCRIPT)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(script), str(data.path), str(tmp_path / "tok.json"), json.dumps(mc.to_dict()),
-                    json.dumps(asdict(cfg)), str(tmp_path / "losses.json"), str(tmp_path / "ddp.json")],
-                   check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert json.loads((tmp_path / "losses.json").read_text()) == pytest.approx(one["losses"], abs=1e-5)
+    one, ddp, _ = one_process_and_two_ranks(micro_moe(tok), tok, data, tmp_path)
+    assert ddp == pytest.approx(one["losses"], abs=1e-5)
 
 
 def test_yarn_stage_starts_from_the_plain_stage_weights(tok, data, tmp_path):
